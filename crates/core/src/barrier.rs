@@ -1,11 +1,11 @@
 //! `SequenceBarrier`: what a consumer may read, given the cursor and the consumers it follows.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ring_buffer::RingBuffer;
 use crate::wait_strategy::WaitStrategy;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Tracks the cursor and the sequences of the consumers a consumer depends on.
 #[derive(Debug, Clone)]
@@ -36,13 +36,25 @@ impl SequenceBarrier {
     /// Wait until `sequence` can be read; return the highest readable sequence (>= `sequence`).
     #[inline]
     pub fn wait_for(&self, sequence: i64, timeout: Option<Duration>) -> Result<i64> {
+        let mut gap_since: Option<Instant> = None;
         loop {
             let available = self.wait.wait_for(&self.ring, sequence, || self.available(), &self.alert, timeout)?;
             let published = self.ring.highest_published(sequence, available);
             if published >= sequence {
                 return Ok(published);
             }
-            // Multi-producer: claimed but not yet published; the gap closes within a few stores.
+            // Multi-producer: claimed but not yet published. The gap usually closes within a few
+            // stores, but the claiming producer may be descheduled or may never publish, so the
+            // alert and the timeout must still end the wait (the wait strategy returns at once here).
+            if self.alert.load(Ordering::Acquire) {
+                return Err(Error::Alerted);
+            }
+            if let Some(t) = timeout {
+                let since = *gap_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= t {
+                    return Err(Error::Timeout { sequence, waited_ms: since.elapsed().as_millis() as u64 });
+                }
+            }
             std::hint::spin_loop();
         }
     }
@@ -77,5 +89,35 @@ impl SequenceBarrier {
     /// The ring.
     pub fn ring(&self) -> &RingBuffer {
         &self.ring
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layout::ProducerKind;
+    use crate::ring_buffer::RingOptions;
+    use crate::sequencer::{MultiProducerSequencer, Sequencer};
+
+    #[test]
+    fn alert_and_timeout_end_a_wait_on_a_claimed_but_unpublished_slot() {
+        let ring = RingBuffer::create(&RingOptions::new(8, 8).producer(ProducerKind::Multi)).unwrap();
+        let mut p = MultiProducerSequencer::new(ring.clone()).unwrap();
+        // Claimed (the cursor is 0) but not published (its availability flag is not set).
+        assert_eq!(p.next(1).unwrap(), 0);
+        for wait in [WaitStrategy::BusySpin, WaitStrategy::default()] {
+            let b = SequenceBarrier::new(ring.clone(), 0, wait);
+            let r = b.wait_for(0, Some(Duration::from_millis(10)));
+            assert!(matches!(r, Err(Error::Timeout { sequence: 0, .. })), "{wait:?}: {r:?}");
+            let b2 = b.clone();
+            let t = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                b2.alert();
+            });
+            assert!(matches!(b.wait_for(0, None), Err(Error::Alerted)), "{wait:?}");
+            t.join().unwrap();
+        }
+        p.publish(0, 0);
+        assert_eq!(SequenceBarrier::new(ring, 0, WaitStrategy::BusySpin).wait_for(0, None).unwrap(), 0);
     }
 }

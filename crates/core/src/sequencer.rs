@@ -122,6 +122,20 @@ impl SingleProducerSequencer {
         self.next_value
     }
 
+    /// Give back claimed but unpublished sequences after `last_kept` (a failed in-place fill).
+    pub fn unclaim(&mut self, last_kept: i64) -> Result<()> {
+        let cursor = self.ring.cursor();
+        if last_kept < cursor || last_kept > self.next_value {
+            return Err(Error::invalid(
+                "last_kept",
+                last_kept,
+                format!("between the cursor {cursor} and the last claim {}", self.next_value),
+            ));
+        }
+        self.next_value = last_kept;
+        Ok(())
+    }
+
     #[inline]
     fn has_capacity(&mut self, n: i64) -> bool {
         let wrap = self.next_value + n - self.ring.capacity();
@@ -244,25 +258,45 @@ impl MultiProducerSequencer {
     }
 }
 
-impl Sequencer for MultiProducerSequencer {
+impl MultiProducerSequencer {
+    /// [`Sequencer::next_timeout`] through a shared reference: producers may share one handle.
     #[inline]
-    fn next_timeout(&mut self, n: i64, timeout: Option<Duration>) -> Result<i64> {
+    pub fn claim_next(&self, n: i64, timeout: Option<Duration>) -> Result<i64> {
         let mut wait: Option<ProducerWait> = None;
         let ring = &self.ring;
         self.claim(n, |hi| wait.get_or_insert_with(|| ProducerWait::new(timeout)).pause(ring, hi))
     }
 
-    fn try_next(&mut self, n: i64) -> Result<i64> {
+    /// [`Sequencer::try_next`] through a shared reference.
+    #[inline]
+    pub fn claim_now(&self, n: i64) -> Result<i64> {
         let capacity = self.ring.capacity();
         self.claim(n, |_| {
             Err(Error::InsufficientCapacity { requested: n, available: self.remaining_capacity(), capacity })
         })
     }
 
+    /// [`Sequencer::publish`] through a shared reference.
     #[inline]
-    fn publish(&mut self, lo: i64, hi: i64) {
+    pub fn publish_range(&self, lo: i64, hi: i64) {
         self.ring.set_available(lo, hi);
         self.ring.signal_waiters();
+    }
+}
+
+impl Sequencer for MultiProducerSequencer {
+    #[inline]
+    fn next_timeout(&mut self, n: i64, timeout: Option<Duration>) -> Result<i64> {
+        self.claim_next(n, timeout)
+    }
+
+    fn try_next(&mut self, n: i64) -> Result<i64> {
+        self.claim_now(n)
+    }
+
+    #[inline]
+    fn publish(&mut self, lo: i64, hi: i64) {
+        self.publish_range(lo, hi)
     }
 
     fn remaining_capacity(&self) -> i64 {

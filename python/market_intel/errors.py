@@ -1,0 +1,136 @@
+"""Exceptions raised by market-intel.
+
+Every message names the field or object, the value, and what was expected.
+
+The tree::
+
+    MarketIntelError
+    ├── InvalidArgumentError (ValueError)      bad capacity, dtype, option, argument
+    │   ├── DtypeMismatchError                  array or attach dtype differs from the ring's
+    │   ├── RecordError                         missing, extra or invalid record fields
+    │   ├── BatchTooLargeError                  a batch larger than the ring
+    │   └── LayoutMismatchError                 attaching to a segment whose layout differs
+    ├── InsufficientCapacity                    try_publish on a full ring
+    ├── RingClosedError (RuntimeError)          publishing after shutdown
+    ├── WaitTimeoutError (TimeoutError)         a wait or a stop ran past its timeout
+    ├── AlertedError                            a wait interrupted by alert() or halt
+    ├── SharedMemoryError (OSError)             the operating system refused a mapping
+    │   ├── SegmentNotFoundError (FileNotFoundError)
+    │   └── SegmentExistsError (FileExistsError)
+    │       └── StaleSegmentError               left behind by processes that all died
+    ├── ConsumerDiedError                       a gating consumer process died (policy 'raise')
+    ├── ProducerConflictError (RuntimeError)    a second producer on a single-producer ring
+    ├── TooManyConsumersError                   all consumer slots taken
+    └── HandlerError                            a handler raised and its processor halted;
+                                                the handler's exception is the __cause__
+
+MemoryOptionWarning is issued when a memory option (huge pages, mlock) falls back.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlertedError",
+    "BatchTooLargeError",
+    "ConsumerDiedError",
+    "DtypeMismatchError",
+    "HandlerError",
+    "InsufficientCapacity",
+    "InvalidArgumentError",
+    "LayoutMismatchError",
+    "MarketIntelError",
+    "MemoryOptionWarning",
+    "ProducerConflictError",
+    "RecordError",
+    "RingClosedError",
+    "SegmentExistsError",
+    "SegmentNotFoundError",
+    "SharedMemoryError",
+    "StaleSegmentError",
+    "TooManyConsumersError",
+    "WaitTimeoutError",
+]
+
+
+class MarketIntelError(Exception):
+    """Base of every market-intel error."""
+
+
+class InvalidArgumentError(MarketIntelError, ValueError):
+    """An argument or option is not valid."""
+
+
+class DtypeMismatchError(InvalidArgumentError):
+    """A numpy dtype differs from the ring's dtype."""
+
+
+class RecordError(InvalidArgumentError):
+    """A record has missing, extra or invalid fields."""
+
+
+class BatchTooLargeError(InvalidArgumentError):
+    """A batch holds more records than the ring has slots."""
+
+
+class LayoutMismatchError(InvalidArgumentError):
+    """An attached segment's layout differs from what was expected."""
+
+
+class InsufficientCapacity(MarketIntelError):
+    """A non-blocking claim found too few free slots."""
+
+
+class RingClosedError(MarketIntelError, RuntimeError):
+    """The ring was shut down; nothing more can be published."""
+
+
+class WaitTimeoutError(MarketIntelError, TimeoutError):
+    """A wait ran past its timeout."""
+
+
+class AlertedError(MarketIntelError):
+    """A wait was interrupted by an alert (halt, stop or close)."""
+
+
+class SharedMemoryError(MarketIntelError, OSError):
+    """The operating system refused a shared-memory or thread operation."""
+
+
+class SegmentNotFoundError(SharedMemoryError, FileNotFoundError):
+    """No shared ring segment has that name."""
+
+
+class SegmentExistsError(SharedMemoryError, FileExistsError):
+    """A shared ring segment of that name exists and is in use."""
+
+
+class StaleSegmentError(SegmentExistsError):
+    """A segment of that name was left by processes that are all dead."""
+
+
+class ConsumerDiedError(MarketIntelError):
+    """A consumer process that gates the producer died."""
+
+
+class ProducerConflictError(MarketIntelError, RuntimeError):
+    """A single-producer ring got a second producer."""
+
+
+class TooManyConsumersError(MarketIntelError):
+    """Every consumer slot of the ring is taken."""
+
+
+class HandlerError(MarketIntelError):
+    """A handler raised and its processor halted.
+
+    Attributes ``consumer``, ``first_sequence`` and ``last_sequence`` say where; the handler's
+    own exception is ``__cause__``.
+    """
+
+    consumer: str
+    first_sequence: int
+    last_sequence: int
+
+
+class MemoryOptionWarning(UserWarning):
+    """A memory option (huge pages, mlock) could not be applied and fell back."""
