@@ -143,7 +143,8 @@ class Disruptor:
             except Exception as e:  # reported below: the first one is raised
                 errors.append(e)
         for p in self._processors:
-            p.close()
+            if not p.running:
+                p.close()
         self._started = False
         if errors:
             raise errors[0]

@@ -19,6 +19,7 @@ The tree::
     │   └── SegmentExistsError (FileExistsError)
     │       └── StaleSegmentError               left behind by processes that all died
     ├── ConsumerDiedError                       a gating consumer process died (policy 'raise')
+    ├── ConsumerFailedError                     a gating consumer halted on a handler failure
     ├── ProducerConflictError (RuntimeError)    a second producer on a single-producer ring
     ├── TooManyConsumersError                   all consumer slots taken
     └── HandlerError                            a handler raised and its processor halted;
@@ -33,6 +34,7 @@ __all__ = [
     "AlertedError",
     "BatchTooLargeError",
     "ConsumerDiedError",
+    "ConsumerFailedError",
     "DtypeMismatchError",
     "HandlerError",
     "InsufficientCapacity",
@@ -110,6 +112,11 @@ class StaleSegmentError(SegmentExistsError):
 
 class ConsumerDiedError(MarketIntelError):
     """A consumer process that gates the producer died."""
+
+
+class ConsumerFailedError(MarketIntelError):
+    """A consumer that gates the producer halted on a handler failure (a blocked producer
+    raises this instead of waiting forever)."""
 
 
 class ProducerConflictError(MarketIntelError, RuntimeError):

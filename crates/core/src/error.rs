@@ -35,6 +35,9 @@ pub enum Error {
     /// A consumer process died while gating the producer and the policy is to report it.
     #[error("consumer '{consumer}' (pid {pid}) died at sequence {sequence} and gates the producer")]
     ConsumerDied { consumer: String, pid: u32, sequence: i64 },
+    /// A consumer that gates the producer halted on a handler failure.
+    #[error("consumer '{consumer}' halted on a handler failure at sequence {sequence} and gates the producer; restart or close it")]
+    ConsumerFailed { consumer: String, sequence: i64 },
     /// All consumer slots are taken.
     #[error("no free consumer slot: a ring supports at most {max} consumers")]
     TooManyConsumers { max: usize },

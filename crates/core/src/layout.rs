@@ -84,6 +84,10 @@ pub struct ConsumerSlot {
     pub batches: AtomicU64,
     /// Handler errors seen.
     pub errors: AtomicU64,
+    /// 1 after the consumer's processor halted on a handler failure (producers report it).
+    pub failed: AtomicU32,
+    /// Reserved.
+    pub _reserved: AtomicU32,
     /// Name bytes (UTF-8).
     pub name: [AtomicU8; NAME_LEN],
 }

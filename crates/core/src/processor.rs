@@ -205,6 +205,7 @@ impl<H: EventHandler> BatchEventProcessor<H> {
 
     fn run_loop(&mut self) -> ProcessorExit {
         let ring = self.ring.clone();
+        ring.set_failed(self.consumer, false);
         let sequence = ring.consumer_sequence(self.consumer);
         let mut next = sequence.load(Ordering::Acquire) + 1;
         loop {
@@ -237,7 +238,7 @@ impl<H: EventHandler> BatchEventProcessor<H> {
             let hi = available.min(next.saturating_add(self.max_batch - 1));
             if let Err((lo, chunk_hi, failure)) = self.handle(next, hi) {
                 sequence.store(lo - 1, Ordering::Release);
-                self.ring.signal_waiters();
+                self.ring.set_failed(self.consumer, true);
                 return ProcessorExit::Failed { lo, hi: chunk_hi, failure };
             }
             sequence.store(hi, Ordering::Release);

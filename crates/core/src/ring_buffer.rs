@@ -510,6 +510,7 @@ impl RingBuffer {
             slot.events.store(0, Ordering::Relaxed);
             slot.batches.store(0, Ordering::Relaxed);
             slot.errors.store(0, Ordering::Relaxed);
+            slot.failed.store(0, Ordering::Relaxed);
             slot.blocking.store(blocking as u32, Ordering::Relaxed);
             if blocking {
                 h.blocking_consumers.fetch_add(1, Ordering::SeqCst);
@@ -570,6 +571,29 @@ impl RingBuffer {
         let s = self.slot_of(id);
         s.events.store(s.events.load(Ordering::Relaxed) + events, Ordering::Relaxed);
         s.batches.store(s.batches.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Mark (or clear) a consumer as halted on a handler failure.
+    pub fn set_failed(&self, id: ConsumerId, failed: bool) {
+        self.slot_of(id).failed.store(failed as u32, Ordering::Release);
+        self.wake_all();
+    }
+
+    /// The first gating consumer that halted on a handler failure, as an error.
+    pub fn check_failed_consumers(&self) -> Result<()> {
+        let mut mask = self.header().gating_mask.load(Ordering::Acquire);
+        while mask != 0 {
+            let id = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            let s = self.slot_of(id);
+            if s.failed.load(Ordering::Acquire) != 0 {
+                return Err(Error::ConsumerFailed {
+                    consumer: self.consumer_name(id),
+                    sequence: s.sequence.load(Ordering::Acquire),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Count a handler error.
@@ -640,12 +664,15 @@ impl RingBuffer {
         let h = self.header();
         let mut mask = h.gating_mask.load(Ordering::Acquire);
         let mut removed = false;
+        // Consumers of this very process are alive by definition; skipping them also keeps the
+        // producer's wait free of /proc reads and heap allocations for private rings.
+        let me = shm::current_pid();
         while mask != 0 {
             let id = mask.trailing_zeros() as usize;
             mask &= mask - 1;
             let s = self.slot_of(id);
             let pid = s.pid.load(Ordering::Relaxed);
-            if shm::process_alive(pid, s.start_time.load(Ordering::Relaxed)) {
+            if pid == me || shm::process_alive(pid, s.start_time.load(Ordering::Relaxed)) {
                 continue;
             }
             match self.dead_consumer_policy() {

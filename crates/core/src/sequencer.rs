@@ -74,6 +74,7 @@ impl ProducerWait {
         if now.duration_since(self.last_dead_check) >= DEAD_CHECK_EVERY {
             self.last_dead_check = now;
             ring.check_dead_consumers()?;
+            ring.check_failed_consumers()?;
         }
         if let Some(d) = self.deadline {
             if now >= d {

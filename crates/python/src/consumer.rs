@@ -665,7 +665,10 @@ impl PyBatchEventProcessor {
                     format!("handler: {} is not valid; expected a callable or an object with on_event(batch, sequence, end_of_batch)", handler.repr()?),
                 ));
             };
-            let default = handler.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "handler".into());
+            let default = match handler.getattr(intern!(py, "__name__")).and_then(|n| n.extract::<String>()) {
+                Ok(n) => n,
+                Err(_) => handler.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "handler".into()),
+            };
             (
                 AnyHandler::Python(PyHandler {
                     ring: ring.clone().unbind(),

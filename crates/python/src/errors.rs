@@ -34,6 +34,7 @@ pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
         Error::LayoutMismatch { .. } => "LayoutMismatchError",
         Error::ConsumerDied { .. } => "ConsumerDiedError",
         Error::TooManyConsumers { .. } => "TooManyConsumersError",
+        Error::ConsumerFailed { .. } => "ConsumerFailedError",
         Error::UnknownConsumer { .. } => "InvalidArgumentError",
         Error::ProducerTaken { .. } => "ProducerConflictError",
         Error::Io { .. } => "SharedMemoryError",
