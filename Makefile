@@ -8,7 +8,7 @@ STAMP := $(VENV)/.deps-stamp
 BUILD_STAMP := $(VENV)/.build-stamp
 RUST_SOURCES := $(shell find crates -name '*.rs' -o -name Cargo.toml 2>/dev/null) Cargo.toml Cargo.lock
 
-.PHONY: help run test test-rust test-python bench bench-quick lint build clean
+.PHONY: help run test test-rust test-python bench lint build clean lmax-deps
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -28,7 +28,7 @@ $(BUILD_STAMP): $(STAMP) $(RUST_SOURCES)
 
 build: $(BUILD_STAMP) ## Build the extension in release mode into the virtual environment
 
-run: build ## Run the main job (for now: the benchmark suite in its short mode)
+run: build lmax-deps ## Run the main job (for now: the benchmark suite in its short mode)
 	$(PY) -m benchmarks.run --quick
 
 test: test-rust test-python ## Run every Rust and Python test
@@ -39,7 +39,13 @@ test-rust: ## Rust unit, topology and stress tests
 test-python: build ## Python tests
 	$(PY) -m pytest -q
 
-bench: build ## Benchmarks: medians and ratios against peers measured in the same run, JSON in benchmarks/results
+LMAX_JARS := /usr/share/java/disruptor.jar /usr/share/java/hdrhistogram.jar
+
+lmax-deps:
+	@test -f /usr/share/java/disruptor.jar -a -f /usr/share/java/hdrhistogram.jar || \
+	  (apt-get update -qq && apt-get install -y -qq libdisruptor-java libhdrhistogram-java)
+
+bench: build lmax-deps ## Benchmarks: medians and ratios against peers measured in the same run, JSON in benchmarks/results
 	$(PY) -m benchmarks.run
 
 lint: $(STAMP) ## ruff, mypy --strict, stubtest, cargo fmt and clippy
