@@ -221,24 +221,19 @@ impl PyEventPoller {
     fn poll(&self, py: Python<'_>, handler: &Bound<'_, PyAny>) -> PyResult<&'static str> {
         self.check_open(py)?;
         self.commit_pending();
-        let Some((lo, hi)) = self.poller.poll(self.max_batch) else {
-            let r = self.ring.get().ring.cursor();
-            return Ok(
-                if r > self.poller.sequence() && self.ring.get().ring.is_available(self.poller.sequence() + 1) {
-                    "gating"
-                } else {
-                    "idle"
-                },
-            );
-        };
-        let next = self.poller.poll(self.max_batch - (hi - lo + 1)).filter(|_| hi - lo + 1 < self.max_batch);
-        handler.call1((self.view(py, lo, hi)?, lo, next.is_none()))?;
-        self.poller.commit(hi);
-        if let Some((lo2, hi2)) =
-            self.poller.poll(self.max_batch - (hi - lo + 1)).filter(|(l, _)| *l == hi + 1 && next.is_some())
-        {
-            handler.call1((self.view(py, lo2, hi2)?, lo2, true))?;
-            self.poller.commit(hi2);
+        let ring = &self.ring.get().ring;
+        let next = self.poller.sequence() + 1;
+        let available = self.poller.barrier().poll(next);
+        if available < next {
+            return Ok(if ring.is_available(next) { "gating" } else { "idle" });
+        }
+        let hi = available.min(next + self.max_batch - 1);
+        let mut lo = next;
+        while lo <= hi {
+            let end = ring.contiguous_end(lo, hi);
+            handler.call1((self.view(py, lo, end)?, lo, end == hi))?;
+            self.poller.commit(end);
+            lo = end + 1;
         }
         Ok("processing")
     }
