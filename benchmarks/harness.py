@@ -74,11 +74,17 @@ def percentiles_ns(samples: Sequence[float] | np.ndarray) -> dict[str, float]:
     if a.size == 0:
         raise ValueError("empty latency sample")
     p = np.percentile(a, [50.0, 90.0, 99.0, 99.9])
-    return {"p50": float(p[0]), "p90": float(p[1]), "p99": float(p[2]), "p99.9": float(p[3]),
-            "max": float(a.max())}
+    return {
+        "p50": float(p[0]),
+        "p90": float(p[1]),
+        "p99": float(p[2]),
+        "p99.9": float(p[3]),
+        "max": float(a.max()),
+    }
 
 
 # ------------------------------------------------------------------------- noise metering
+
 
 def _system_jiffies() -> tuple[int, int] | None:
     """(busy, steal) jiffies of the whole machine; busy = user+nice+system+irq+softirq."""
@@ -151,8 +157,10 @@ def wait_quiet(max_seconds: float, threshold_pct: float = NOISY_PCT) -> float:
 
 # ------------------------------------------------------------------------- running
 
-def run_reps(fn: Callable[[int], Any], size: int, reps: int, warmup: int = 1,
-             warmup_size: int | None = None) -> tuple[list[Any], list[Noise | None]]:
+
+def run_reps(
+    fn: Callable[[int], Any], size: int, reps: int, warmup: int = 1, warmup_size: int | None = None
+) -> tuple[list[Any], list[Noise | None]]:
     """Warm up `warmup` times (at `warmup_size`, default size//4), then measure `reps` times.
 
     Returns the per-repetition outputs and the `Noise` seen during each repetition.
@@ -182,26 +190,43 @@ def _noise_params(noise: list[Noise | None]) -> dict[str, Any]:
 def measure(bench: Bench, size: int, reps: int, warmup: int = 1) -> Result:
     """Run one registry entry and summarise it as a `Result` (medians over repetitions)."""
     outs, noise = run_reps(bench.fn, size, reps, warmup)
-    params: dict[str, Any] = {"size": size, "reps": reps, "warmup": warmup,
-                              **_noise_params(noise)}
+    params: dict[str, Any] = {"size": size, "reps": reps, "warmup": warmup, **_noise_params(noise)}
     if bench.kind == "throughput":
         values = [float(v) for v in outs]
-        return Result(bench.topology, bench.implementation, THROUGHPUT, values,
-                      statistics.median(values), None, bench.notes, params)
+        return Result(
+            bench.topology,
+            bench.implementation,
+            THROUGHPUT,
+            values,
+            statistics.median(values),
+            None,
+            bench.notes,
+            params,
+        )
     pct = {k: statistics.median(float(o[k]) for o in outs) for k in PERCENTILE_KEYS}
     values = [float(o["p50"]) for o in outs]
-    return Result(bench.topology, bench.implementation, LATENCY, values, pct["p50"], pct,
-                  bench.notes, params)
+    return Result(
+        bench.topology, bench.implementation, LATENCY, values, pct["p50"], pct, bench.notes, params
+    )
 
 
 def failed(bench: Bench, error: BaseException) -> Result:
     """A row recording that a benchmark raised (kept in the JSON, shown in the table)."""
     metric = THROUGHPUT if bench.kind == "throughput" else LATENCY
-    return Result(bench.topology, bench.implementation, metric, [], float("nan"), None,
-                  f"FAILED: {type(error).__name__}: {error}", {"flag": "FAILED"})
+    return Result(
+        bench.topology,
+        bench.implementation,
+        metric,
+        [],
+        float("nan"),
+        None,
+        f"FAILED: {type(error).__name__}: {error}",
+        {"flag": "FAILED"},
+    )
 
 
 # ------------------------------------------------------------------------- output
+
 
 def _fmt_value(v: float, metric: str) -> str:
     if v != v:  # NaN
@@ -235,8 +260,9 @@ def format_table(topology: str, rows: list[Result], refs: Sequence[str] = ()) ->
         line = [r.implementation, _fmt_value(r.median, r.metric)]
         if lat:
             pct = r.percentiles or {}
-            line += [_fmt_value(pct.get(k, float("nan")), LATENCY)
-                     for k in PERCENTILE_KEYS if k != "p50"]
+            line += [
+                _fmt_value(pct.get(k, float("nan")), LATENCY) for k in PERCENTILE_KEYS if k != "p50"
+            ]
         for _, ref_row in present:
             ok = ref_row.median and r.median == r.median
             line.append(f"{r.median / ref_row.median:.3g}x" if ok else "-")
@@ -253,8 +279,9 @@ def format_table(topology: str, rows: list[Result], refs: Sequence[str] = ()) ->
     return "\n".join(out)
 
 
-def print_tables(results: list[Result], topologies: Sequence[str],
-                 refs: Mapping[str, Sequence[str]]) -> None:
+def print_tables(
+    results: list[Result], topologies: Sequence[str], refs: Mapping[str, Sequence[str]]
+) -> None:
     """Print one table per topology (in the given order, then any others), skipping empty ones."""
     order = list(topologies) + sorted({r.topology for r in results} - set(topologies))
     for topo in order:
@@ -274,8 +301,9 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def write_json(results: list[Result], path: Path | str | None = None,
-               meta: dict[str, Any] | None = None) -> Path:
+def write_json(
+    results: list[Result], path: Path | str | None = None, meta: dict[str, Any] | None = None
+) -> Path:
     """Write all results (and run metadata) as JSON; creates the directory. Returns the path."""
     p = Path(path) if path is not None else DEFAULT_JSON
     p.parent.mkdir(parents=True, exist_ok=True)

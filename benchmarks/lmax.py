@@ -42,10 +42,22 @@ TOPOLOGY = {
 # Env knobs per mode. QUIET_WAIT / MAX_EXTRA bound the anchor's own noise control so a busy
 # machine cannot stretch the run much beyond ~40 s (quick) or ~3 min (full; ~70 s when quiet).
 MODES: dict[str, dict[str, str]] = {
-    "quick": {"N": "2000000", "PP_N": "100000", "REPS": "1", "CAP": "10",
-              "MAX_EXTRA": "0", "QUIET_WAIT": "1"},
-    "full": {"N": "20000000", "PP_N": "500000", "REPS": "3", "CAP": "10",
-             "MAX_EXTRA": "1", "QUIET_WAIT": "2"},
+    "quick": {
+        "N": "2000000",
+        "PP_N": "100000",
+        "REPS": "1",
+        "CAP": "10",
+        "MAX_EXTRA": "0",
+        "QUIET_WAIT": "1",
+    },
+    "full": {
+        "N": "20000000",
+        "PP_N": "500000",
+        "REPS": "3",
+        "CAP": "10",
+        "MAX_EXTRA": "1",
+        "QUIET_WAIT": "2",
+    },
 }
 TIMEOUT_S = {"quick": 240.0, "full": 900.0}
 
@@ -90,25 +102,48 @@ def parse_raw(text: str, reps: int | None = None) -> list[Result]:
                 note = "events published/s; each seen by all 3 consumers"
             elif scenario == "mpsc3":
                 note = "ProducerType.MULTI, total over 3 producers"
-            out.append(Result(
-                topology=TOPOLOGY.get(scenario, scenario),
-                implementation=implementation_name(scenario, wait, batch),
-                metric=THROUGHPUT, values=runs, median=float(f[5]), notes=note,
-                params={"source": "lmax-java anchor", "scenario": scenario, "wait": wait,
-                        "batch": batch, "size": n, "reps": len(runs), **_noise(f[7], f[8], f[9])},
-            ))
+            out.append(
+                Result(
+                    topology=TOPOLOGY.get(scenario, scenario),
+                    implementation=implementation_name(scenario, wait, batch),
+                    metric=THROUGHPUT,
+                    values=runs,
+                    median=float(f[5]),
+                    notes=note,
+                    params={
+                        "source": "lmax-java anchor",
+                        "scenario": scenario,
+                        "wait": wait,
+                        "batch": batch,
+                        "size": n,
+                        "reps": len(runs),
+                        **_noise(f[7], f[8], f[9]),
+                    },
+                )
+            )
         elif f[0] == "LAT" and len(f) >= 13:
             scenario, wait, n = f[1], f[2], int(f[3])
             pct = dict(zip(("p50", "p90", "p99", "p99.9", "max"), map(float, f[4:9]), strict=True))
-            out.append(Result(
-                topology=TOPOLOGY.get(scenario, scenario),
-                implementation=implementation_name(scenario, wait, 1),
-                metric=LATENCY, values=[pct["p50"]], median=pct["p50"], percentiles=pct,
-                notes="Java threads, two rings, RTT/2 (HdrHistogram)",
-                params={"source": "lmax-java anchor", "scenario": scenario, "wait": wait,
-                        "size": n, "reps": reps, "rtt_per_s": float(f[9]),
-                        **_noise(f[10], f[11], f[12])},
-            ))
+            out.append(
+                Result(
+                    topology=TOPOLOGY.get(scenario, scenario),
+                    implementation=implementation_name(scenario, wait, 1),
+                    metric=LATENCY,
+                    values=[pct["p50"]],
+                    median=pct["p50"],
+                    percentiles=pct,
+                    notes="Java threads, two rings, RTT/2 (HdrHistogram)",
+                    params={
+                        "source": "lmax-java anchor",
+                        "scenario": scenario,
+                        "wait": wait,
+                        "size": n,
+                        "reps": reps,
+                        "rtt_per_s": float(f[9]),
+                        **_noise(f[10], f[11], f[12]),
+                    },
+                )
+            )
     return out
 
 
@@ -123,8 +158,13 @@ def _missing_prereqs(run_sh: Path) -> str | None:
     return None
 
 
-def run_lmax(mode: str = "quick", run_sh: Path = RUN_SH, keep_dir: Path | None = None,
-             overrides: dict[str, str] | None = None, echo: bool = False) -> AnchorRun:
+def run_lmax(
+    mode: str = "quick",
+    run_sh: Path = RUN_SH,
+    keep_dir: Path | None = None,
+    overrides: dict[str, str] | None = None,
+    echo: bool = False,
+) -> AnchorRun:
     """Run the anchor in `mode` ('quick' or 'full'); never raises for a missing setup.
 
     `keep_dir`: use this as ANCHOR_OUT and keep it (default: a temp dir that is removed).
@@ -144,8 +184,12 @@ def run_lmax(mode: str = "quick", run_sh: Path = RUN_SH, keep_dir: Path | None =
     try:
         # Own session so that a timeout can stop bash *and* the JVMs it started (by group id).
         proc = subprocess.Popen(
-            ["bash", str(run_sh)], env=env, stdout=subprocess.PIPE,
-            stderr=None if echo else subprocess.PIPE, text=True, start_new_session=True,
+            ["bash", str(run_sh)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=None if echo else subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
         try:
             stdout, stderr = proc.communicate(timeout=TIMEOUT_S[mode])

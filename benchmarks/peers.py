@@ -43,6 +43,7 @@ from benchmarks.shm_ring import RING_RECORDS, shm_ring
 
 # ------------------------------------------------------------------------- threads (in-process)
 
+
 def _threads_one_to_one(n: int, q: queue.SimpleQueue[Any] | queue.Queue[Any], what: str) -> float:
     errors: list[BaseException] = []
     base = time.time_ns()
@@ -113,6 +114,7 @@ def threads_pingpong_simplequeue(n: int) -> dict[str, float]:
 
 # ------------------------------------------------------------------------- processes, 1 record/msg
 
+
 def _mpq_producer(barrier: Barrier, n: int, q: Any) -> int:
     put = q.put
     base = time.time_ns()
@@ -154,8 +156,12 @@ def process_mp_queue(n: int) -> float:
     """multiprocessing.Queue (unbounded), one pickled 4-tuple per put."""
     q = CTX.Queue()
     try:
-        return run_pair(n, ("producer", _mpq_producer, (n, q)),
-                        ("consumer", _mpq_consumer, (n, q)), "multiprocessing.Queue")
+        return run_pair(
+            n,
+            ("producer", _mpq_producer, (n, q)),
+            ("consumer", _mpq_consumer, (n, q)),
+            "multiprocessing.Queue",
+        )
     finally:
         q.close()
 
@@ -165,8 +171,9 @@ def _faster_fifo(n: int, consumer: Callable[..., Any], what: str) -> float:
 
     q = faster_fifo.Queue(max_size_bytes=4 * 1024 * 1024)
     try:
-        return run_pair(n, ("producer", _mpq_producer, (n, q)),
-                        ("consumer", consumer, (n, q)), what)
+        return run_pair(
+            n, ("producer", _mpq_producer, (n, q)), ("consumer", consumer, (n, q)), what
+        )
     finally:
         q.close()
 
@@ -233,8 +240,9 @@ def _zmq_record_producer(barrier: Barrier, n: int, endpoint: str, done: Event) -
     return t_start
 
 
-def _zmq_record_consumer(barrier: Barrier, n: int, endpoint: str,
-                         done: Event) -> tuple[int, int, int]:
+def _zmq_record_consumer(
+    barrier: Barrier, n: int, endpoint: str, done: Event
+) -> tuple[int, int, int]:
     import zmq
 
     ctx, sock = _zmq_socket(zmq.PULL, endpoint, bind=True)
@@ -255,11 +263,16 @@ def process_zmq_push_pull(n: int) -> float:
     """pyzmq PUSH -> PULL over ipc://, one struct-packed 32-byte record per message."""
     done = CTX.Event()
     with _IpcPath() as ep:
-        return run_pair(n, ("producer", _zmq_record_producer, (n, ep, done)),
-                        ("consumer", _zmq_record_consumer, (n, ep, done)), "pyzmq PUSH/PULL")
+        return run_pair(
+            n,
+            ("producer", _zmq_record_producer, (n, ep, done)),
+            ("consumer", _zmq_record_consumer, (n, ep, done)),
+            "pyzmq PUSH/PULL",
+        )
 
 
 # ------------------------------------------------------------------------- processes, batches
+
 
 def _zmq_batch_producer(barrier: Barrier, n: int, endpoint: str, done: Event) -> int:
     import zmq
@@ -278,8 +291,9 @@ def _zmq_batch_producer(barrier: Barrier, n: int, endpoint: str, done: Event) ->
     return t_start
 
 
-def _zmq_batch_consumer(barrier: Barrier, n: int, endpoint: str,
-                        done: Event) -> tuple[int, int, int]:
+def _zmq_batch_consumer(
+    barrier: Barrier, n: int, endpoint: str, done: Event
+) -> tuple[int, int, int]:
     import zmq
 
     ctx, sock = _zmq_socket(zmq.PULL, endpoint, bind=True)
@@ -304,8 +318,12 @@ def process_zmq_batches(n: int) -> float:
     """pyzmq PUSH -> PULL over ipc://, one numpy batch (1024 x 64 B) per message; records/s."""
     done = CTX.Event()
     with _IpcPath() as ep:
-        return run_pair(n, ("producer", _zmq_batch_producer, (n, ep, done)),
-                        ("consumer", _zmq_batch_consumer, (n, ep, done)), "pyzmq batches")
+        return run_pair(
+            n,
+            ("producer", _zmq_batch_producer, (n, ep, done)),
+            ("consumer", _zmq_batch_consumer, (n, ep, done)),
+            "pyzmq batches",
+        )
 
 
 def _mpq_batch_producer(barrier: Barrier, n: int, q: Any) -> int:
@@ -335,13 +353,18 @@ def process_mp_queue_batches(n: int) -> float:
     """multiprocessing.Queue, one pickled numpy batch (1024 x 64 B) per put; records/s."""
     q = CTX.Queue()
     try:
-        return run_pair(n, ("producer", _mpq_batch_producer, (n, q)),
-                        ("consumer", _mpq_batch_consumer, (n, q)), "mp.Queue batches")
+        return run_pair(
+            n,
+            ("producer", _mpq_batch_producer, (n, q)),
+            ("consumer", _mpq_batch_consumer, (n, q)),
+            "mp.Queue batches",
+        )
     finally:
         q.close()
 
 
 # ------------------------------------------------------------------------- processes, ping-pong
+
 
 def _pinger(n: int, send: Callable[[bytes], Any], recv: Callable[[], bytes]) -> dict[str, float]:
     rtt = array.array("q", bytes(8 * n))
@@ -425,8 +448,9 @@ def pingpong_zmq_pair(n: int) -> dict[str, float]:
     """pyzmq PAIR <-> PAIR over ipc://, 32-byte messages; one-way ns."""
     done = CTX.Event()
     with _IpcPath() as ep:
-        return _pingpong(n, ("pinger", _zmq_pinger, (n, ep, done)),
-                         ("ponger", _zmq_ponger, (n, ep, done)))
+        return _pingpong(
+            n, ("pinger", _zmq_pinger, (n, ep, done)), ("ponger", _zmq_ponger, (n, ep, done))
+        )
 
 
 # ------------------------------------------------------------------------- registry of peers
@@ -439,29 +463,112 @@ BATCH_NOTE = "numpy 1024 x 64 B per msg; records/s"
 def benches() -> list[Bench]:
     """All peer baselines with their quick/full sizes."""
     return [
-        Bench("one_to_one", "queue.SimpleQueue", "throughput", threads_simplequeue,
-              200_000, 2_000_000, "Python threads, tuple(4) per put"),
-        Bench("one_to_one", "queue.Queue(65536)", "throughput", threads_queue,
-              50_000, 300_000, "Python threads, tuple(4) per put"),
-        Bench("python_process_records", "mp.Queue", "throughput", process_mp_queue,
-              50_000, 200_000, REC_NOTE),
-        Bench("python_process_records", "faster_fifo get", "throughput", process_faster_fifo,
-              50_000, 200_000, REC_NOTE),
-        Bench("python_process_records", "faster_fifo get_many", "throughput",
-              process_faster_fifo_many, 50_000, 200_000, REC_NOTE + ", drained 1024/call"),
-        Bench("python_process_records", "pyzmq PUSH/PULL", "throughput", process_zmq_push_pull,
-              300_000, 1_500_000, ZMQ_NOTE + ", ipc://"),
-        Bench("python_process_batches", "shm numpy ring (ceiling)", "throughput",
-              shm_ring, 4 * 1024 * 1024, 32 * 1024 * 1024,
-              f"unsynchronized plain stores, ring {RING_RECORDS} x 64 B; records/s"),
-        Bench("python_process_batches", "pyzmq PUSH/PULL", "throughput", process_zmq_batches,
-              2 * 1024 * 1024, 16 * 1024 * 1024, BATCH_NOTE + ", ipc://"),
-        Bench("python_process_batches", "mp.Queue", "throughput", process_mp_queue_batches,
-              1024 * 1024, 8 * 1024 * 1024, BATCH_NOTE + ", pickled"),
-        Bench("ping_pong_latency", "mp.Pipe", "latency", pingpong_pipe,
-              20_000, 100_000, "processes, 32 B bytes"),
-        Bench("ping_pong_latency", "pyzmq PAIR", "latency", pingpong_zmq_pair,
-              10_000, 50_000, "processes, 32 B, ipc://"),
-        Bench("ping_pong_latency", "queue.SimpleQueue", "latency", threads_pingpong_simplequeue,
-              20_000, 100_000, "threads, int payload"),
+        Bench(
+            "one_to_one",
+            "queue.SimpleQueue",
+            "throughput",
+            threads_simplequeue,
+            200_000,
+            2_000_000,
+            "Python threads, tuple(4) per put",
+        ),
+        Bench(
+            "one_to_one",
+            "queue.Queue(65536)",
+            "throughput",
+            threads_queue,
+            50_000,
+            300_000,
+            "Python threads, tuple(4) per put",
+        ),
+        Bench(
+            "python_process_records",
+            "mp.Queue",
+            "throughput",
+            process_mp_queue,
+            50_000,
+            200_000,
+            REC_NOTE,
+        ),
+        Bench(
+            "python_process_records",
+            "faster_fifo get",
+            "throughput",
+            process_faster_fifo,
+            50_000,
+            200_000,
+            REC_NOTE,
+        ),
+        Bench(
+            "python_process_records",
+            "faster_fifo get_many",
+            "throughput",
+            process_faster_fifo_many,
+            50_000,
+            200_000,
+            REC_NOTE + ", drained 1024/call",
+        ),
+        Bench(
+            "python_process_records",
+            "pyzmq PUSH/PULL",
+            "throughput",
+            process_zmq_push_pull,
+            300_000,
+            1_500_000,
+            ZMQ_NOTE + ", ipc://",
+        ),
+        Bench(
+            "python_process_batches",
+            "shm numpy ring (ceiling)",
+            "throughput",
+            shm_ring,
+            4 * 1024 * 1024,
+            32 * 1024 * 1024,
+            f"unsynchronized plain stores, ring {RING_RECORDS} x 64 B; records/s",
+        ),
+        Bench(
+            "python_process_batches",
+            "pyzmq PUSH/PULL",
+            "throughput",
+            process_zmq_batches,
+            2 * 1024 * 1024,
+            16 * 1024 * 1024,
+            BATCH_NOTE + ", ipc://",
+        ),
+        Bench(
+            "python_process_batches",
+            "mp.Queue",
+            "throughput",
+            process_mp_queue_batches,
+            1024 * 1024,
+            8 * 1024 * 1024,
+            BATCH_NOTE + ", pickled",
+        ),
+        Bench(
+            "ping_pong_latency",
+            "mp.Pipe",
+            "latency",
+            pingpong_pipe,
+            20_000,
+            100_000,
+            "processes, 32 B bytes",
+        ),
+        Bench(
+            "ping_pong_latency",
+            "pyzmq PAIR",
+            "latency",
+            pingpong_zmq_pair,
+            10_000,
+            50_000,
+            "processes, 32 B, ipc://",
+        ),
+        Bench(
+            "ping_pong_latency",
+            "queue.SimpleQueue",
+            "latency",
+            threads_pingpong_simplequeue,
+            20_000,
+            100_000,
+            "threads, int payload",
+        ),
     ]

@@ -63,8 +63,9 @@ def run_processes(jobs: list[Job], timeout_s: float = RUN_TIMEOUT_S) -> list[Any
     try:
         for name, target, args in jobs:
             r, w = CTX.Pipe(duplex=False)
-            p = CTX.Process(target=_child_main, args=(target, (barrier, *args), w), name=name,
-                            daemon=True)
+            p = CTX.Process(
+                target=_child_main, args=(target, (barrier, *args), w), name=name, daemon=True
+            )
             p.start()
             w.close()  # only the child holds the write end now: EOF means it died
             procs.append(p)
@@ -83,16 +84,18 @@ def run_processes(jobs: list[Job], timeout_s: float = RUN_TIMEOUT_S) -> list[Any
             r.close()
 
 
-def _collect(procs: list[mp.process.BaseProcess], conns: list[Connection], deadline: float,
-             timeout_s: float) -> list[Any]:
+def _collect(
+    procs: list[mp.process.BaseProcess], conns: list[Connection], deadline: float, timeout_s: float
+) -> list[Any]:
     results: list[Any] = [None] * len(procs)
     pending = {r: i for i, r in enumerate(conns)}
     while pending:
         ready = mp.connection.wait(list(pending), max(0.0, deadline - time.monotonic()))
         if not ready:
             names = ", ".join(procs[i].name for i in pending.values())
-            raise BenchFailure(f"{names} did not finish within {timeout_s:.0f} s "
-                               f"(stall or lost messages)")
+            raise BenchFailure(
+                f"{names} did not finish within {timeout_s:.0f} s (stall or lost messages)"
+            )
         for r in ready:
             assert isinstance(r, Connection)
             i = pending.pop(r)
@@ -100,8 +103,9 @@ def _collect(procs: list[mp.process.BaseProcess], conns: list[Connection], deadl
                 status, payload = r.recv()
             except EOFError:
                 procs[i].join(1.0)
-                raise BenchFailure(f"{procs[i].name} died (exit code {procs[i].exitcode})"
-                                   ) from None
+                raise BenchFailure(
+                    f"{procs[i].name} died (exit code {procs[i].exitcode})"
+                ) from None
             if status != "ok":
                 raise BenchFailure(f"{procs[i].name} failed:\n{payload}")
             results[i] = payload

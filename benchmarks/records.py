@@ -16,10 +16,18 @@ import struct
 import numpy as np
 
 RECORD = struct.Struct("<qqdd")  # seq, timestamp_ns, price, qty -> 32 bytes
-REC_DTYPE = np.dtype([
-    ("seq", "<i8"), ("ts_ns", "<i8"), ("price", "<f8"), ("qty", "<f8"),
-    ("bid", "<f8"), ("ask", "<f8"), ("venue", "<i8"), ("flags", "<i8"),
-])
+REC_DTYPE = np.dtype(
+    [
+        ("seq", "<i8"),
+        ("ts_ns", "<i8"),
+        ("price", "<f8"),
+        ("qty", "<f8"),
+        ("bid", "<f8"),
+        ("ask", "<f8"),
+        ("venue", "<i8"),
+        ("flags", "<i8"),
+    ]
+)
 assert REC_DTYPE.itemsize == 64
 BATCH = 1024
 
@@ -41,8 +49,10 @@ def expected_checksum(n: int) -> int:
 def check(what: str, n: int, count: int, checksum: int) -> None:
     """Raise `BenchFailure` unless exactly records 0..n-1 arrived (by count and seq sum)."""
     if count != n or checksum != expected_checksum(n):
-        raise BenchFailure(f"{what}: received {count} of {n} records, "
-                           f"seq checksum {checksum} != {expected_checksum(n)}")
+        raise BenchFailure(
+            f"{what}: received {count} of {n} records, "
+            f"seq checksum {checksum} != {expected_checksum(n)}"
+        )
 
 
 def batch_template() -> tuple[np.ndarray, np.ndarray]:

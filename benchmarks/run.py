@@ -70,17 +70,27 @@ def registry() -> list[Bench]:
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m benchmarks.run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--quick", action="store_true", help="small sizes, 3 reps (about a minute)")
     ap.add_argument("--json", default=str(DEFAULT_JSON), help="output file (default: %(default)s)")
     ap.add_argument("--only", nargs="+", metavar="TOPOLOGY", help="run only these topologies")
-    ap.add_argument("--impl", nargs="+", metavar="TEXT",
-                    help="run only implementations whose name contains one of these (case-insens.)")
+    ap.add_argument(
+        "--impl",
+        nargs="+",
+        metavar="TEXT",
+        help="run only implementations whose name contains one of these (case-insens.)",
+    )
     ap.add_argument("--no-lmax", action="store_true", help="skip the LMAX Java anchor")
     ap.add_argument("--reps", type=int, help="measured repetitions per benchmark")
-    ap.add_argument("--quiet-wait", type=float,
-                    help="wait up to S seconds for an idle machine before each benchmark")
+    ap.add_argument(
+        "--quiet-wait",
+        type=float,
+        help="wait up to S seconds for an idle machine before each benchmark",
+    )
     ap.add_argument("--list", action="store_true", help="list the registry and exit")
     return ap.parse_args(argv)
 
@@ -88,7 +98,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
 def _selected(b: Bench | Result, only: set[str] | None, impl: list[str] | None) -> bool:
     name = b.implementation.lower()
     return (only is None or b.topology in only) and (
-        impl is None or any(s.lower() in name for s in impl))
+        impl is None or any(s.lower() in name for s in impl)
+    )
 
 
 def _summary(r: Result) -> str:
@@ -105,8 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     benches = registry()
     if args.list:
         for b in benches:
-            print(f"{b.topology:24s} {b.implementation:28s} {b.kind:10s} "
-                  f"quick={b.quick:>11,} full={b.full:>11,}  {b.notes}")
+            print(
+                f"{b.topology:24s} {b.implementation:28s} {b.kind:10s} "
+                f"quick={b.quick:>11,} full={b.full:>11,}  {b.notes}"
+            )
         return 0
     known = set(TOPOLOGIES) | {b.topology for b in benches}
     only = set(args.only) if args.only else None
@@ -137,16 +150,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as e:  # one broken benchmark must not hide the others
             r = failed(b, e)
         results.append(r)
-        print(f"[{i}/{len(todo)}] {b.topology} / {b.implementation}: {_summary(r)} "
-              f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr, flush=True)
+        print(
+            f"[{i}/{len(todo)}] {b.topology} / {b.implementation}: {_summary(r)} "
+            f"({time.perf_counter() - t0:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     print()
     print_tables(results, TOPOLOGIES, REFERENCES)
     for n in notes:
         print(n)
-    meta = {"mode": mode, "reps": reps, "argv": list(sys.argv[1:] if argv is None else argv),
-            "notes": notes, "wall_s": round(time.perf_counter() - t_all, 1),
-            "start_method": "fork", "references": REFERENCES}
+    meta = {
+        "mode": mode,
+        "reps": reps,
+        "argv": list(sys.argv[1:] if argv is None else argv),
+        "notes": notes,
+        "wall_s": round(time.perf_counter() - t_all, 1),
+        "start_method": "fork",
+        "references": REFERENCES,
+    }
     path = write_json(results, args.json, meta)
     print(f"results: {path}  (total {time.perf_counter() - t_all:.0f} s)")
     return 1 if any(r.params.get("flag") == "FAILED" for r in results) else 0

@@ -40,17 +40,17 @@ def _views(shm: SharedMemory, cap: int) -> tuple[np.ndarray, np.ndarray, np.ndar
 def ring_write(ring_raw: np.ndarray, start: int, src_raw: np.ndarray) -> None:
     """np.copyto raw records into the raw ring view from slot `start`, wrapping at the end."""
     first = min(len(src_raw), len(ring_raw) - start)
-    np.copyto(ring_raw[start:start + first], src_raw[:first])
+    np.copyto(ring_raw[start : start + first], src_raw[:first])
     if first < len(src_raw):
-        np.copyto(ring_raw[:len(src_raw) - first], src_raw[first:])
+        np.copyto(ring_raw[: len(src_raw) - first], src_raw[first:])
 
 
 def ring_sum(col: np.ndarray, start: int, count: int) -> int:
     """Sum of `count` ring entries of one column from slot `start`, wrapping at the end."""
     first = min(count, len(col) - start)
-    total = int(col[start:start + first].sum())
+    total = int(col[start : start + first].sum())
     if first < count:
-        total += int(col[:count - first].sum())
+        total += int(col[: count - first].sum())
     return total
 
 
@@ -92,8 +92,12 @@ def shm_ring(n: int, cap: int = RING_RECORDS) -> float:
     """Records/s through the unsynchronized shared-memory ring (batches of 1024)."""
     shm = SharedMemory(create=True, size=_RING_OFF + cap * REC_DTYPE.itemsize)
     try:
-        return run_pair(n, ("producer", _producer, (n, shm, cap)),
-                        ("consumer", _consumer, (n, shm, cap)), "shm ring")
+        return run_pair(
+            n,
+            ("producer", _producer, (n, shm, cap)),
+            ("consumer", _consumer, (n, shm, cap)),
+            "shm ring",
+        )
     finally:
         shm.close()
         shm.unlink()

@@ -37,7 +37,7 @@ from market_intel.errors import (
 )
 from market_intel.ring import ChecksumHandler, LatencyHandler, RingBuffer
 from market_intel.statistics import ConsumerStatistics, LatencyStatistics, RingStatistics
-from market_intel.wait import WaitStrategy
+from market_intel.wait import WaitStrategy, WaitStrategyLike
 
 __version__ = "0.1.0"
 
@@ -75,6 +75,7 @@ __all__ = [
     "StaleSegmentError",
     "TooManyConsumersError",
     "WaitStrategy",
+    "WaitStrategyLike",
     "WaitTimeoutError",
     "__version__",
     "monotonic_ns",

@@ -33,7 +33,7 @@ class RingBuffer:
         *,
         name: str | None = None,
         create: bool = True,
-        producer: Literal["single", "multi"] = "single",
+        producer: Literal["single", "multi"] | None = None,
         prefault: bool = False,
         lock: bool = False,
         huge_pages: Literal["off", "transparent", "explicit"] = "off",

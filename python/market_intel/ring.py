@@ -37,7 +37,7 @@ class RingBuffer(_core.RingBuffer):
         prefault: bool = False,
     ) -> Self:
         """Attach to the shared ring ``name``; ``dtype`` and ``capacity`` are checked if given."""
-        return cls(capacity, dtype, name=name, create=False, producer="single", prefault=prefault)
+        return cls(capacity, dtype, name=name, create=False, prefault=prefault)
 
     def statistics(self) -> RingStatistics:
         """A snapshot of the ring."""

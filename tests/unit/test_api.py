@@ -55,12 +55,6 @@ def test_the_exported_ring_and_handlers_are_the_python_subclasses() -> None:
     assert isinstance(mi.__version__, str)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="market_intel.wait declares WaitStrategyLike public (in its __all__) but the package "
-    "does not export it",
-)
 def test_every_submodule_all_is_exported() -> None:
     missing = [
         f"{m}.{name}"

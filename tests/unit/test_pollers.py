@@ -302,12 +302,6 @@ def test_close_interrupts_a_waiting_poller() -> None:
     assert ring.consumer_statistics() == ()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a new consumer reuses the slot of a closed one, and consumers that depended on the "
-    "closed one silently depend on the new one",
-)
 def test_a_dependency_does_not_move_to_a_consumer_that_reuses_a_freed_slot() -> None:
     ring = mi.RingBuffer(8, DTYPE)
     first = mi.EventPoller(ring, "first")

@@ -393,12 +393,6 @@ def test_a_single_producer_ring_refuses_a_second_thread_while_the_first_waits() 
     np.testing.assert_array_equal(drain(poller), records(0, 4, 1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="RingStatistics.published counts claimed but unpublished records of a "
-    "multi-producer ring that has no consumer",
-)
 def test_published_ignores_open_claims_without_consumers() -> None:
     ring = mi.RingBuffer(8, DTYPE, producer="multi")
     ring.publish_batch(records(0, 0, 3))
@@ -408,12 +402,6 @@ def test_published_ignores_open_claims_without_consumers() -> None:
     assert ring.statistics().published == 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="remaining_capacity() of a single-producer ring ignores an open claim (a multi-producer "
-    "ring counts it)",
-)
 def test_remaining_capacity_counts_an_open_claim_for_both_producer_kinds() -> None:
     for producer in ("multi", "single"):
         ring = mi.RingBuffer(8, DTYPE, producer=producer)  # type: ignore[arg-type]
@@ -425,12 +413,6 @@ def test_remaining_capacity_counts_an_open_claim_for_both_producer_kinds() -> No
         poller.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=mi.InvalidArgumentError,
-    reason="every ring stores its dtype description in a 2048-byte header field, so a private "
-    "ring of a wide record (about 100+ fields) is refused although it is never attached",
-)
 def test_a_private_ring_accepts_a_wide_record() -> None:
     wide = np.dtype([(f"field_{i}", "<i8") for i in range(200)])
     ring = mi.RingBuffer(8, wide)

@@ -36,6 +36,16 @@ impl SequenceBarrier {
     /// Wait until `sequence` can be read; return the highest readable sequence (>= `sequence`).
     #[inline]
     pub fn wait_for(&self, sequence: i64, timeout: Option<Duration>) -> Result<i64> {
+        // Fast path, inlined into the consumer loop: already readable.
+        let published = self.ring.highest_published(sequence, self.available());
+        if published >= sequence {
+            return Ok(published);
+        }
+        self.wait_for_slow(sequence, timeout)
+    }
+
+    #[inline(never)]
+    fn wait_for_slow(&self, sequence: i64, timeout: Option<Duration>) -> Result<i64> {
         let mut gap_since: Option<Instant> = None;
         loop {
             let available = self.wait.wait_for(&self.ring, sequence, || self.available(), &self.alert, timeout)?;

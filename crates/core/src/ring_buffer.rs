@@ -242,17 +242,30 @@ impl RingBuffer {
     }
 
     fn probe_existing(name: &str) -> Result<Probe> {
+        if std::fs::metadata(shm::segment_path(name)).is_ok_and(|m| m.len() == 0) {
+            return Ok(Probe::Stale(0)); // a creator died between create and sizing
+        }
         let region = match Region::open_named(name, &MemoryOptions::default()) {
             Ok(r) => r,
             Err(Error::NotFound { .. }) => return Ok(Probe::Stale(0)),
             Err(e) => return Err(e),
         };
+        let foreign = |found: String| Error::LayoutMismatch {
+            name: name.to_owned(),
+            field: "existing segment",
+            found,
+            expected: "a market-intel ring (the file belongs to something else; choose another name)".into(),
+        };
         if region.len() < std::mem::size_of::<Header>() {
-            return Ok(Probe::Stale(0));
+            return Err(foreign(format!("{} bytes", region.len())));
         }
         // SAFETY: the region holds at least a header.
         let h = unsafe { &*(region.as_ptr() as *const Header) };
-        if h.magic.load(Ordering::Acquire) != MAGIC {
+        let magic = h.magic.load(Ordering::Acquire);
+        if magic != MAGIC && magic != 0 {
+            return Err(foreign(format!("magic {magic:#x}")));
+        }
+        if magic != MAGIC {
             // Possibly being created right now: give the creator a moment.
             std::thread::sleep(Duration::from_millis(50));
             if h.magic.load(Ordering::Acquire) != MAGIC {
@@ -476,7 +489,8 @@ impl RingBuffer {
 
     /// Register a consumer that runs after `depends_on` and gates producers.
     ///
-    /// It starts at the current cursor: it sees every event published after this call.
+    /// It starts at the current cursor: it sees every event published after this call (on a
+    /// multi-producer ring, every event claimed after it).
     pub fn add_consumer(&self, name: &str, depends_on: &[ConsumerId], blocking: bool) -> Result<ConsumerId> {
         if name.is_empty() || name.len() > NAME_LEN {
             return Err(Error::invalid("consumer name", format!("{name:?}"), format!("1 to {NAME_LEN} bytes")));
@@ -496,7 +510,15 @@ impl RingBuffer {
             mask |= 1 << d;
         }
         let h = self.header();
+        // A freed slot that a registered consumer still depends on is not reused: its new owner
+        // would silently gate that dependent.
+        let depended_on = (0..MAX_CONSUMERS)
+            .filter(|&i| matches!(self.slot_of(i).state.load(Ordering::Acquire), SLOT_ACTIVE | SLOT_REMOVED))
+            .fold(0u64, |m, i| m | self.dependency_mask(i));
         for (id, slot) in h.consumers.iter().enumerate() {
+            if depended_on & (1 << id) != 0 {
+                continue;
+            }
             if slot.state.compare_exchange(SLOT_FREE, SLOT_CLAIMING, Ordering::AcqRel, Ordering::Acquire).is_err() {
                 continue;
             }
@@ -737,20 +759,18 @@ impl RingBuffer {
     }
 
     /// The error for publishing to a closed ring.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn closed_error(&self) -> Error {
         Error::Closed { name: self.name().unwrap_or("<private>").to_owned() }
     }
 
     /// Remove the named segment now (mappings stay valid until dropped).
     pub fn unlink(&self) -> Result<()> {
-        if let Some(path) = self.inner.region.path() {
-            match std::fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(format!("removing {}", path.display()), e)),
-            }
-        }
-        Ok(())
+        self.inner.region.unlink().map(|_| ()).map_err(|e| {
+            let path = self.inner.region.path().map(|p| p.display().to_string()).unwrap_or_default();
+            Error::io(format!("removing {path}"), e)
+        })
     }
 
     /// A barrier-free wait helper for tests and producers: the wait strategy applied to any probe.
@@ -779,9 +799,7 @@ impl Drop for Inner {
             h.processes[i].pid.store(0, Ordering::Release);
         }
         if self.creator {
-            if let Some(path) = self.region.path() {
-                let _ = std::fs::remove_file(path);
-            }
+            let _ = self.region.unlink();
         }
     }
 }

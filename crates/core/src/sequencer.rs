@@ -19,6 +19,7 @@ const DEAD_CHECK_EVERY: Duration = Duration::from_millis(20);
 /// The producer side of a ring.
 pub trait Sequencer: Send {
     /// Claim the next `n` slots, waiting for consumers to free them; returns the highest claimed.
+    #[inline(always)]
     fn next(&mut self, n: i64) -> Result<i64> {
         self.next_timeout(n, None)
     }
@@ -34,11 +35,19 @@ pub trait Sequencer: Send {
     fn ring(&self) -> &RingBuffer;
 }
 
+#[inline(always)]
 fn check_n(ring: &RingBuffer, n: i64) -> Result<()> {
     if n < 1 || n > ring.capacity() {
-        return Err(Error::invalid("n", n, format!("between 1 and the capacity {}", ring.capacity())));
+        return Err(bad_n(ring, n));
     }
     Ok(())
+}
+
+/// The error of a bad claim size, built out of line so the claim path stays small.
+#[cold]
+#[inline(never)]
+fn bad_n(ring: &RingBuffer, n: i64) -> Error {
+    Error::invalid("n", n, format!("between 1 and the capacity {}", ring.capacity()))
 }
 
 /// Backoff for a producer waiting on consumers: spin, yield, then short sleeps; checks the ring
@@ -137,6 +146,17 @@ impl SingleProducerSequencer {
         Ok(())
     }
 
+    /// The slow path of a claim: back off until `n` slots are free (kept out of line).
+    #[cold]
+    #[inline(never)]
+    fn wait_for_capacity(&mut self, n: i64, timeout: Option<Duration>) -> Result<()> {
+        let mut wait = ProducerWait::new(timeout);
+        while !self.has_capacity(n) {
+            wait.pause(&self.ring, self.next_value + n)?;
+        }
+        Ok(())
+    }
+
     #[inline]
     fn has_capacity(&mut self, n: i64) -> bool {
         let wrap = self.next_value + n - self.ring.capacity();
@@ -161,17 +181,14 @@ impl Drop for SingleProducerSequencer {
 }
 
 impl Sequencer for SingleProducerSequencer {
-    #[inline]
+    #[inline(always)]
     fn next_timeout(&mut self, n: i64, timeout: Option<Duration>) -> Result<i64> {
         if self.ring.is_closed() {
             return Err(self.ring.closed_error());
         }
         check_n(&self.ring, n)?;
         if !self.has_capacity(n) {
-            let mut wait = ProducerWait::new(timeout);
-            while !self.has_capacity(n) {
-                wait.pause(&self.ring, self.next_value + n)?;
-            }
+            self.wait_for_capacity(n, timeout)?;
         }
         self.next_value += n;
         Ok(self.next_value)
@@ -250,7 +267,11 @@ impl MultiProducerSequencer {
                     on_full(hi)?;
                     continue;
                 }
-                h.gating_cache.fetch_max(min, Ordering::AcqRel);
+                // Only write the shared cache when it moves: an RMW on every refresh would take
+                // the line exclusive even when the value is unchanged.
+                if min > h.gating_cache.load(Ordering::Relaxed) {
+                    h.gating_cache.fetch_max(min, Ordering::AcqRel);
+                }
             }
             if h.cursor.compare_exchange_weak(current, hi, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 return Ok(hi);

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use memmap2::{Advice, MmapMut, MmapOptions};
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 /// Huge-page request for a ring's memory.
@@ -46,6 +46,8 @@ pub enum StalePolicy {
 pub struct Region {
     map: MmapMut,
     path: Option<PathBuf>,
+    /// (device, inode) of the mapped file: only that file is ever unlinked.
+    identity: Option<(u64, u64)>,
     /// Fallbacks taken while mapping (for the caller to report).
     pub warnings: Vec<String>,
 }
@@ -96,7 +98,7 @@ impl Region {
                 o.map_anon().map_err(|e| Error::io(format!("mapping {len} bytes"), e))?
             }
         };
-        let mut region = Region { map, path: None, warnings };
+        let mut region = Region { map, path: None, identity: None, warnings };
         region.apply(opts, opts.huge_pages == HugePages::Explicit && region.warnings.is_empty());
         Ok(region)
     }
@@ -147,7 +149,8 @@ impl Region {
         // and accesses only through atomics or the claim/release protocol of the ring; it is
         // never truncated while mapped.
         let map = unsafe { o.map_mut(file) }.map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
-        let mut region = Region { map, path: Some(path), warnings: Vec::new() };
+        let identity = file.metadata().ok().map(|m| (m.dev(), m.ino()));
+        let mut region = Region { map, path: Some(path), identity, warnings: Vec::new() };
         if opts.huge_pages == HugePages::Explicit {
             region.warnings.push(
                 "huge_pages='explicit': MAP_HUGETLB needs hugetlbfs for named rings; using transparent huge pages"
@@ -199,6 +202,22 @@ impl Region {
     /// Always false: regions are never empty.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    /// Remove the named file if it is still the one this region maps (a newer segment of the
+    /// same name is left alone). Returns true if it removed the file.
+    pub fn unlink(&self) -> std::io::Result<bool> {
+        let (Some(path), Some(identity)) = (&self.path, self.identity) else { return Ok(false) };
+        match std::fs::metadata(path) {
+            Ok(m) if (m.dev(), m.ino()) == identity => match std::fs::remove_file(path) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            },
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Path of a named region.

@@ -57,8 +57,9 @@ impl WaitStrategy {
         if available >= target {
             return Ok(available);
         }
-        let start = Instant::now();
-        let deadline = timeout.map(|t| start + t);
+        // The clock is read only when a timeout needs it: spinning waits never pay for it.
+        let start = timeout.map(|_| Instant::now());
+        let deadline = start.zip(timeout).map(|(s, t)| s + t);
         let mut counter: u32 = 0;
         let mut sleep_ns: u64 = 1_000;
         loop {
@@ -67,7 +68,8 @@ impl WaitStrategy {
             }
             if let Some(d) = deadline {
                 if counter % 64 == 0 && Instant::now() >= d {
-                    return Err(Error::Timeout { sequence: target, waited_ms: start.elapsed().as_millis() as u64 });
+                    let waited_ms = start.map_or(0, |s| s.elapsed().as_millis() as u64);
+                    return Err(Error::Timeout { sequence: target, waited_ms });
                 }
             }
             match *self {

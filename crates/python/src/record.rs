@@ -37,6 +37,7 @@ struct Field {
 /// How to write records of one dtype.
 #[derive(Debug)]
 pub struct RecordLayout {
+    dtype: Py<PyArrayDescr>,
     fields: Vec<Field>,
     structured: bool,
     direct: bool,
@@ -93,7 +94,7 @@ impl RecordLayout {
             });
         }
         let direct = fields.iter().all(|f| f.kind != Kind::Other);
-        Ok(Self { fields, structured, direct })
+        Ok(Self { dtype: dtype.clone().unbind(), fields, structured, direct })
     }
 
     /// Field names, for messages.
@@ -210,6 +211,42 @@ impl RecordLayout {
         Ok(true)
     }
 
+    /// Name the field whose value numpy refused (each field is tried alone in a scratch record).
+    fn locate_error(&self, py: Python<'_>, values: &[Bound<'_, PyAny>], err: PyErr) -> PyErr {
+        let dtype = self.dtype.bind(py);
+        if self.structured {
+            for (f, v) in self.fields.iter().zip(values) {
+                let probe = py
+                    .import("numpy")
+                    .and_then(|np| np.call_method1("zeros", (1, dtype)))
+                    .and_then(|a| a.set_item(f.name.as_str(), v));
+                if let Err(e) = probe {
+                    return raise(
+                        py,
+                        "RecordError",
+                        format!(
+                            "field '{}': {} is not valid for {}; expected a value numpy can store there ({})",
+                            f.name,
+                            short_repr(v),
+                            f.type_name,
+                            e.value(py)
+                        ),
+                    );
+                }
+            }
+        }
+        let shown = PyTuple::new(py, values).map(|t| short_repr(t.as_any())).unwrap_or_default();
+        raise(
+            py,
+            "RecordError",
+            format!(
+                "record: {shown} is not valid for the fields ({}); expected values numpy can store ({})",
+                self.names(),
+                err.value(py)
+            ),
+        )
+    }
+
     /// Write checked values into `slot` (which is `itemsize` bytes). With a numpy fallback field,
     /// `fallback` assigns the whole record through a writable one-element view of the slot.
     pub fn write(
@@ -221,13 +258,7 @@ impl RecordLayout {
     ) -> PyResult<()> {
         if !self.direct {
             let t = PyTuple::new(py, values)?;
-            return fallback(&t).map_err(|e| {
-                raise(
-                    py,
-                    "RecordError",
-                    format!("record: {} is not valid for the fields ({}): {e}", short_repr(t.as_any()), self.names()),
-                )
-            });
+            return fallback(&t).map_err(|e| self.locate_error(py, values, e));
         }
         for (f, v) in self.fields.iter().zip(values) {
             // SAFETY: `slot` points to a whole slot and `offset + size` of each field lies inside

@@ -314,7 +314,7 @@ impl PyRingBuffer {
 #[pymethods]
 impl PyRingBuffer {
     #[new]
-    #[pyo3(signature = (capacity=None, dtype=None, *, name=None, create=true, producer="single", prefault=false, lock=false, huge_pages="off", dead_consumers="remove", on_stale="raise"))]
+    #[pyo3(signature = (capacity=None, dtype=None, *, name=None, create=true, producer=None, prefault=false, lock=false, huge_pages="off", dead_consumers="remove", on_stale="raise"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -322,7 +322,7 @@ impl PyRingBuffer {
         dtype: Option<&Bound<'_, PyAny>>,
         name: Option<String>,
         create: bool,
-        producer: &str,
+        producer: Option<&str>,
         prefault: bool,
         lock: bool,
         huge_pages: &str,
@@ -394,12 +394,15 @@ impl PyRingBuffer {
                 ProducerKind::Single => "single",
                 ProducerKind::Multi => "multi",
             };
-            if producer != kind && producer != "any" && producer != "single" {
-                return Err(raise(
-                    py,
-                    "LayoutMismatchError",
-                    format!("ring segment '{name}': producer is '{kind}', expected '{producer}'"),
-                ));
+            if let Some(want) = producer {
+                parse_choice(py, "producer", want, &["single", "multi"])?;
+                if want != kind {
+                    return Err(raise(
+                        py,
+                        "LayoutMismatchError",
+                        format!("ring segment '{name}': producer is '{kind}', expected '{want}'"),
+                    ));
+                }
             }
             return Self::build(py, ring, ring_dtype);
         }
@@ -430,7 +433,7 @@ impl PyRingBuffer {
                 format!("dtype: {} is not valid; expected a dtype without Python objects", dtype.repr()?),
             ));
         }
-        let kind = match parse_choice(py, "producer", producer, &["single", "multi"])? {
+        let kind = match parse_choice(py, "producer", producer.unwrap_or("single"), &["single", "multi"])? {
             "multi" => ProducerKind::Multi,
             _ => ProducerKind::Single,
         };
@@ -446,11 +449,11 @@ impl PyRingBuffer {
             capacity: capacity as usize,
             slot_size: dtype.itemsize(),
             producer: kind,
-            name,
             memory,
-            dtype: dtype_description(py, &dtype)?.into_bytes(),
+            dtype: if name.is_some() { dtype_description(py, &dtype)?.into_bytes() } else { Vec::new() },
             dead_consumers: dead,
             stale,
+            name,
         };
         let ring = py.detach(|| RingBuffer::create(&opts)).py_err(py)?;
         Self::build(py, ring, dtype)
@@ -519,9 +522,9 @@ impl PyRingBuffer {
         self.ring.memory_warnings().to_vec()
     }
 
-    /// Free slots now.
+    /// Free slots now (claimed but unpublished slots are not free).
     fn remaining_capacity(&self) -> i64 {
-        let produced = self.ring.cursor();
+        let produced = self.claimed();
         self.ring.capacity() - (produced - self.ring.min_gating(produced))
     }
 
@@ -657,9 +660,15 @@ impl PyRingBuffer {
     /// (cursor, capacity, remaining capacity, published count).
     fn _ring_stats(&self) -> (i64, i64, i64, i64) {
         let cursor = self.ring.cursor();
-        let min = self.ring.min_gating(cursor);
-        let published = self.ring.highest_published(min + 1, cursor) + 1;
-        (cursor, self.ring.capacity(), self.ring.capacity() - (cursor - min), published)
+        let claimed = self.claimed();
+        let min = self.ring.min_gating(claimed);
+        let oldest = (cursor - self.ring.capacity() + 1).max(0);
+        let from = match self.ring.min_gating(i64::MAX) {
+            i64::MAX => oldest,
+            gating => (gating + 1).max(oldest),
+        };
+        let published = self.ring.highest_published(from, cursor) + 1;
+        (cursor, self.ring.capacity(), self.ring.capacity() - (claimed - min), published)
     }
 
     /// One tuple per consumer: (id, name, sequence, events, batches, errors, pid, active, removed, depends_on).
@@ -717,6 +726,18 @@ impl PyRingBuffer {
 }
 
 impl PyRingBuffer {
+    /// The highest claimed sequence: this process's producer for single-producer rings (the
+    /// cursor when it is busy or absent), the shared cursor for multi-producer rings.
+    fn claimed(&self) -> i64 {
+        match &self.producer {
+            Producer::Single(state) => match state.try_lock() {
+                Ok(g) => g.sequencer.as_ref().map_or_else(|| self.ring.cursor(), |s| s.claimed()),
+                Err(_) => self.ring.cursor(),
+            },
+            Producer::Multi(_) => self.ring.cursor(),
+        }
+    }
+
     fn claim_with_timeout(&self, py: Python<'_>, n: i64, t: Duration) -> PyResult<i64> {
         self.claim_seq(py, n, true, Some(t))
     }
