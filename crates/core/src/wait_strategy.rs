@@ -101,6 +101,9 @@ impl WaitStrategy {
                     } else {
                         let w = &ring.header().wakeup;
                         w.waiters.fetch_add(1, Ordering::SeqCst);
+                        // Pairs with the producer's fence in `signal_waiters`: either it sees
+                        // this waiter, or this re-check sees its publication.
+                        std::sync::atomic::fence(Ordering::SeqCst);
                         let seen = w.signal.load(Ordering::SeqCst);
                         available = probe();
                         if available < target && !alert.load(Ordering::SeqCst) {
