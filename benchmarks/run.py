@@ -25,7 +25,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from benchmarks import lmax, ours, peers
+from benchmarks import lmax, native, ours, peers
 from benchmarks.harness import (
     DEFAULT_JSON,
     Bench,
@@ -52,8 +52,8 @@ TOPOLOGIES: tuple[str, ...] = (
 REFERENCES: dict[str, tuple[str, ...]] = {
     "one_to_one": ("LMAX yielding", "queue.SimpleQueue"),
     "one_to_three_multicast": ("LMAX yielding",),
-    "one_to_three_pipeline": ("LMAX yielding",),
-    "diamond": ("LMAX yielding",),
+    "one_to_three_pipeline": ("market-intel native yielding",),
+    "diamond": ("market-intel native yielding",),
     "three_to_one": ("LMAX yielding",),
     "ping_pong_latency": ("LMAX busyspin", "mp.Pipe"),
     "python_process_records": ("pyzmq PUSH/PULL",),
@@ -85,6 +85,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         help="run only implementations whose name contains one of these (case-insens.)",
     )
     ap.add_argument("--no-lmax", action="store_true", help="skip the LMAX Java anchor")
+    ap.add_argument("--no-native", action="store_true", help="skip the native Rust topologies")
     ap.add_argument("--reps", type=int, help="measured repetitions per benchmark")
     ap.add_argument(
         "--quiet-wait",
@@ -138,6 +139,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         results += [r for r in anchor.results if _selected(r, only, args.impl)]
         notes.append(anchor.note + f" ({anchor.wall_s:.0f} s)")
         print(f"[lmax] {notes[-1]}", file=sys.stderr, flush=True)
+
+    native_topologies = {
+        "one_to_one",
+        "one_to_three_multicast",
+        "one_to_three_pipeline",
+        "diamond",
+        "three_to_one",
+        "ping_pong_latency",
+    }
+    if not args.no_native and (only is None or only & native_topologies):
+        print(f"[native] running the Rust topologies ({mode}) ...", file=sys.stderr, flush=True)
+        nat = native.run_native(mode, sorted(only & native_topologies) if only else None)
+        results += [r for r in nat.results if _selected(r, only, args.impl)]
+        notes.append(nat.note + f" ({nat.wall_s:.0f} s)")
+        print(f"[native] {notes[-1]}", file=sys.stderr, flush=True)
 
     todo = [b for b in benches if _selected(b, only, args.impl)]
     for i, b in enumerate(todo, 1):

@@ -47,6 +47,7 @@ impl SequenceBarrier {
     #[inline(never)]
     fn wait_for_slow(&self, sequence: i64, timeout: Option<Duration>) -> Result<i64> {
         let mut gap_since: Option<Instant> = None;
+        let mut gap_spins = 0u32;
         loop {
             let available = self.wait.wait_for(&self.ring, sequence, || self.available(), &self.alert, timeout)?;
             let published = self.ring.highest_published(sequence, available);
@@ -65,7 +66,14 @@ impl SequenceBarrier {
                     return Err(Error::Timeout { sequence, waited_ms: since.elapsed().as_millis() as u64 });
                 }
             }
-            std::hint::spin_loop();
+            // A hole that outlives a short spin belongs to a producer that lost its core: give
+            // the core up so it can publish (on an oversubscribed machine spinning only delays it).
+            gap_spins = gap_spins.wrapping_add(1);
+            if gap_spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
         }
     }
 

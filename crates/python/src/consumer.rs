@@ -18,30 +18,29 @@ use std::time::{Duration, Instant};
 
 /// Read a wait strategy from a name or from an object with `kind`, `spin`, `yields`, `max_sleep_ns`.
 pub fn wait_strategy(py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<WaitStrategy> {
-    let (kind, spin, yields, max_sleep): (String, Option<u32>, Option<u32>, Option<u64>) = if let Ok(s) =
-        spec.extract::<String>()
-    {
-        (s, None, None, None)
-    } else {
-        let read = || -> PyResult<_> {
-            Ok((
-                spec.getattr("kind")?.extract()?,
-                spec.getattr("spin")?.extract()?,
-                spec.getattr("yields")?.extract()?,
-                spec.getattr("max_sleep_ns")?.extract()?,
-            ))
-        };
-        read().map_err(|_| {
-            raise(
-                py,
-                "InvalidArgumentError",
-                format!(
+    let (kind, spin, yields, max_sleep): (String, Option<u32>, Option<u32>, Option<u64>) =
+        if let Ok(s) = spec.extract::<String>() {
+            (s, None, None, None)
+        } else {
+            let read = || -> PyResult<_> {
+                Ok((
+                    spec.getattr("kind")?.extract()?,
+                    spec.getattr("spin")?.extract()?,
+                    spec.getattr("yields")?.extract()?,
+                    spec.getattr("max_sleep_ns")?.extract()?,
+                ))
+            };
+            read().map_err(|_| {
+                raise(
+                    py,
+                    "InvalidArgumentError",
+                    format!(
                     "wait: {} is not valid; expected 'blocking', 'sleeping', 'yielding', 'busy_spin' or a WaitStrategy",
                     spec.repr().map(|r| r.to_string()).unwrap_or_default()
                 ),
-            )
-        })?
-    };
+                )
+            })?
+        };
     Ok(match kind.as_str() {
         "blocking" => WaitStrategy::Blocking { spin: spin.unwrap_or(200) },
         "sleeping" => WaitStrategy::Sleeping {
