@@ -165,52 +165,44 @@ def pingpong(n: int) -> dict[str, float]:
     return percentiles_ns(samples)
 
 
+class _SumHandler:
+    def __init__(self) -> None:
+        self.count = 0
+        self.checksum = 0
+
+    def on_event(self, batch: np.ndarray, sequence: int, end_of_batch: bool) -> None:
+        self.count += len(batch)
+        self.checksum += int(batch["seq"].sum())
+
+
+def _threads(n: int, handler: Any, wait: str, what: str) -> float:
+    """A Python thread publishes one record per call; `handler` consumes on a native thread."""
+    import market_intel as mi
+
+    ring = mi.RingBuffer(RING, RECORD_DTYPE)
+    processor = mi.BatchEventProcessor(ring, handler, wait=wait)
+    processor.start()
+    publish = ring.publish
+    t0 = time.perf_counter_ns()
+    for i in range(n):
+        publish((i, t0, 100.0, 1.0))
+    processor.stop()
+    t1 = time.perf_counter_ns()
+    processor.close()
+    check(what, n, handler.count, handler.checksum)
+    return n * 1e9 / (t1 - t0)
+
+
 def threads_native(n: int) -> float:
     """Python thread publishes one record per call; native checksum processor consumes."""
     import market_intel as mi
 
-    ring = mi.RingBuffer(RING, RECORD_DTYPE)
-    handler = mi.ChecksumHandler("seq")
-    processor = mi.BatchEventProcessor(ring, handler, wait="yielding")
-    processor.start()
-    publish = ring.publish
-    t0 = time.perf_counter_ns()
-    for i in range(n):
-        publish((i, t0, 100.0, 1.0))
-    processor.stop()
-    t1 = time.perf_counter_ns()
-    processor.close()
-    check("market-intel threads native", n, handler.count, handler.checksum)
-    return n * 1e9 / (t1 - t0)
-
-
-class _SumHandler:
-    def __init__(self) -> None:
-        self.count = 0
-        self.total = 0
-
-    def on_event(self, batch: np.ndarray, sequence: int, end_of_batch: bool) -> None:
-        self.count += len(batch)
-        self.total += int(batch["seq"].sum())
+    return _threads(n, mi.ChecksumHandler("seq"), "yielding", "market-intel threads native")
 
 
 def threads_python_handler(n: int) -> float:
     """Python thread publishes one record per call; a Python handler gets numpy batches."""
-    import market_intel as mi
-
-    ring = mi.RingBuffer(RING, RECORD_DTYPE)
-    handler = _SumHandler()
-    processor = mi.BatchEventProcessor(ring, handler, wait="blocking")
-    processor.start()
-    publish = ring.publish
-    t0 = time.perf_counter_ns()
-    for i in range(n):
-        publish((i, t0, 100.0, 1.0))
-    processor.stop()
-    t1 = time.perf_counter_ns()
-    processor.close()
-    check("market-intel threads python handler", n, handler.count, handler.total)
-    return n * 1e9 / (t1 - t0)
+    return _threads(n, _SumHandler(), "blocking", "market-intel threads python handler")
 
 
 NOTE_REC = "processes, publish(tuple of 4) -> numpy views, yielding"

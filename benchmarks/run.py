@@ -140,14 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes.append(anchor.note + f" ({anchor.wall_s:.0f} s)")
         print(f"[lmax] {notes[-1]}", file=sys.stderr, flush=True)
 
-    native_topologies = {
-        "one_to_one",
-        "one_to_three_multicast",
-        "one_to_three_pipeline",
-        "diamond",
-        "three_to_one",
-        "ping_pong_latency",
-    }
+    native_topologies = set(TOPOLOGIES[:6])  # the LMAX topologies
     if not args.no_native and (only is None or only & native_topologies):
         print(f"[native] running the Rust topologies ({mode}) ...", file=sys.stderr, flush=True)
         nat = native.run_native(mode, sorted(only & native_topologies) if only else None)

@@ -789,15 +789,7 @@ impl PyBatchEventProcessor {
     #[pyo3(signature = (timeout=None))]
     fn halt(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<()> {
         self.control.halt();
-        let t = timeout_arg(py, timeout)?;
-        if !self.join_inner(py, t)? {
-            return Err(raise(
-                py,
-                "WaitTimeoutError",
-                format!("processor '{}': did not halt within {timeout:?} s", self.name),
-            ));
-        }
-        self.raise_error(py)
+        self.join(py, timeout)
     }
 
     /// Ask the processor to handle everything up to `sequence` (default: the cursor now) and stop.
