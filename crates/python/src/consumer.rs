@@ -159,10 +159,7 @@ impl PyEventPoller {
         wait: Option<&Bound<'_, PyAny>>,
         max_batch: Option<i64>,
     ) -> PyResult<Self> {
-        let wait = match wait {
-            Some(w) => wait_strategy(py, w)?,
-            None => WaitStrategy::default(),
-        };
+        let wait = wait.map_or(Ok(WaitStrategy::default()), |w| wait_strategy(py, w))?;
         let r = ring.get().ring.clone();
         let max_batch = max_batch_arg(py, max_batch, r.capacity())?;
         let (id, barrier) = register(py, &r, &name, &after, wait)?;
@@ -620,10 +617,7 @@ impl PyBatchEventProcessor {
         core: Option<usize>,
         realtime_priority: Option<i32>,
     ) -> PyResult<Self> {
-        let wait = match wait {
-            Some(w) => wait_strategy(py, w)?,
-            None => WaitStrategy::default(),
-        };
+        let wait = wait.map_or(Ok(WaitStrategy::default()), |w| wait_strategy(py, w))?;
         let r = ring.get().ring.clone();
         let max_batch = max_batch_arg(py, max_batch, r.capacity())?;
         let timeout = timeout_arg(py, timeout)?;
