@@ -6,7 +6,7 @@ use crate::layout::{
     SLOT_ACTIVE, SLOT_CLAIMING, SLOT_FREE, SLOT_REMOVED,
 };
 use crate::shm::{self, MemoryOptions, Region, StalePolicy};
-use crate::wait_strategy::{futex_wake, WaitStrategy};
+use crate::wait_strategy::futex_wake;
 use crate::INITIAL_SEQUENCE;
 use std::sync::atomic::{fence, AtomicI32, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -771,18 +771,6 @@ impl RingBuffer {
             let path = self.inner.region.path().map(|p| p.display().to_string()).unwrap_or_default();
             Error::io(format!("removing {path}"), e)
         })
-    }
-
-    /// A barrier-free wait helper for tests and producers: the wait strategy applied to any probe.
-    pub fn wait_until(
-        &self,
-        strategy: &WaitStrategy,
-        target: i64,
-        probe: impl Fn() -> i64,
-        timeout: Option<Duration>,
-    ) -> Result<i64> {
-        let never = std::sync::atomic::AtomicBool::new(false);
-        strategy.wait_for(self, target, probe, &never, timeout)
     }
 }
 

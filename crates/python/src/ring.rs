@@ -589,10 +589,7 @@ impl PyRingBuffer {
             contiguous = py.import("numpy")?.call_method1("ascontiguousarray", (arr,))?;
             contiguous.cast::<PyUntypedArray>()?.clone()
         };
-        let hi = match timeout {
-            Some(t) => self.claim_with_timeout(py, n, t)?,
-            None => self.claim_seq(py, n, true, None)?,
-        };
+        let hi = self.claim_seq(py, n, true, timeout)?;
         let lo = hi - n + 1;
         // SAFETY: the array is C-contiguous with n records of the ring's itemsize.
         let src = crate::views::array_data(&arr) as *const u8;
@@ -626,10 +623,7 @@ impl PyRingBuffer {
             ));
         }
         let timeout = timeout_arg(py, timeout)?;
-        let hi = match timeout {
-            Some(t) => this.claim_with_timeout(py, n, t)?,
-            None => this.claim_seq(py, n, true, None)?,
-        };
+        let hi = this.claim_seq(py, n, true, timeout)?;
         let lo = hi - n + 1;
         if let Producer::Single(state) = &this.producer {
             state.lock().unwrap_or_else(|p| p.into_inner()).open_claim = Some((lo, hi));
@@ -736,10 +730,6 @@ impl PyRingBuffer {
             },
             Producer::Multi(_) => self.ring.cursor(),
         }
-    }
-
-    fn claim_with_timeout(&self, py: Python<'_>, n: i64, t: Duration) -> PyResult<i64> {
-        self.claim_seq(py, n, true, Some(t))
     }
 
     /// Roll back (single) or zero-fill and publish (multi) a claim that was not filled.
