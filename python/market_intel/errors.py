@@ -9,7 +9,9 @@ The tree::
     │   ├── DtypeMismatchError                  array or attach dtype differs from the ring's
     │   ├── RecordError                         missing, extra or invalid record fields
     │   ├── BatchTooLargeError                  a batch larger than the ring
-    │   └── LayoutMismatchError                 attaching to a segment whose layout differs
+    │   ├── LayoutMismatchError                 attaching to a segment whose layout differs
+    │   ├── MessageValidationError              a message or payload field out of its domain
+    │   └── ConfigError                         configuration violations, all of them at once
     ├── InsufficientCapacity                    try_publish on a full ring
     ├── RingClosedError (RuntimeError)          publishing after shutdown
     ├── WaitTimeoutError (TimeoutError)         a wait or a stop ran past its timeout
@@ -22,8 +24,10 @@ The tree::
     ├── ConsumerFailedError                     a gating consumer halted on a handler failure
     ├── ProducerConflictError (RuntimeError)    a second producer on a single-producer ring
     ├── TooManyConsumersError                   all consumer slots taken
-    └── HandlerError                            a handler raised and its processor halted;
-                                                the handler's exception is the __cause__
+    ├── HandlerError                            a handler raised and its processor halted;
+    │                                           the handler's exception is the __cause__
+    └── EngineError (RuntimeError)              an engine call out of its lifecycle
+        └── AgentNotFoundError (KeyError)       no agent has that id or name
 
 MemoryOptionWarning is issued when a memory option (huge pages, mlock) falls back.
 """
@@ -32,16 +36,20 @@ from __future__ import annotations
 
 __all__ = [
     "AlertedError",
+    "AgentNotFoundError",
     "BatchTooLargeError",
+    "ConfigError",
     "ConsumerDiedError",
     "ConsumerFailedError",
     "DtypeMismatchError",
+    "EngineError",
     "HandlerError",
     "InsufficientCapacity",
     "InvalidArgumentError",
     "LayoutMismatchError",
     "MarketIntelError",
     "MemoryOptionWarning",
+    "MessageValidationError",
     "ProducerConflictError",
     "RecordError",
     "RingClosedError",
@@ -76,6 +84,27 @@ class BatchTooLargeError(InvalidArgumentError):
 
 class LayoutMismatchError(InvalidArgumentError):
     """An attached segment's layout differs from what was expected."""
+
+
+class MessageValidationError(InvalidArgumentError):
+    """A message or payload field is outside its domain (the message names field, value and
+    what was expected)."""
+
+
+class ConfigError(InvalidArgumentError):
+    """A configuration has violations; ``violations`` lists every one as ``(path, message)``
+    and the exception text shows them all, one a line (``core.buffer_size: 1000 is not a
+    power of two``)."""
+
+    def __init__(self, violations: list[tuple[str, str]], source: str | None = None) -> None:
+        self.violations = list(violations)
+        self.source = source
+        head = f"{source}: " if source else ""
+        lines = [f"{path}: {message}" if path else message for path, message in self.violations]
+        n = len(lines)
+        super().__init__(
+            f"{head}{n} configuration error{'s' if n != 1 else ''}\n  " + "\n  ".join(lines)
+        )
 
 
 class InsufficientCapacity(MarketIntelError):
@@ -137,6 +166,17 @@ class HandlerError(MarketIntelError):
     consumer: str
     first_sequence: int
     last_sequence: int
+
+
+class EngineError(MarketIntelError, RuntimeError):
+    """An engine or agent call that its lifecycle state does not allow."""
+
+
+class AgentNotFoundError(EngineError, KeyError):
+    """No registered agent has that id or name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 class MemoryOptionWarning(UserWarning):
