@@ -35,8 +35,8 @@ MemoryOptionWarning is issued when a memory option (huge pages, mlock) falls bac
 from __future__ import annotations
 
 __all__ = [
-    "AlertedError",
     "AgentNotFoundError",
+    "AlertedError",
     "BatchTooLargeError",
     "ConfigError",
     "ConsumerDiedError",

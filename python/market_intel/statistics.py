@@ -1,10 +1,15 @@
-"""Frozen statistics snapshots of rings, consumers and latencies."""
+"""Frozen statistics snapshots of rings, consumers, latencies and engines."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["ConsumerStatistics", "LatencyStatistics", "RingStatistics"]
+if TYPE_CHECKING:
+    from market_intel.agent import CoreAgent
+    from market_intel.enums import MessageType
+
+__all__ = ["ConsumerStatistics", "EngineStatistics", "LatencyStatistics", "RingStatistics"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,3 +59,33 @@ class LatencyStatistics:
     p99: int
     p999: int
     max: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineStatistics:
+    """A ``CoreEngine`` at one moment."""
+
+    running: bool
+    uptime_s: float
+    """Seconds since ``start()`` (until ``stop()`` once stopped)."""
+    messages_published: int
+    messages_processed: int
+    """Messages taken from the lanes by the busiest processor (each processor sees all)."""
+    messages_delivered: int
+    """Messages handed to agents, summed over agents."""
+    messages_per_second: float
+    """``messages_published / uptime_s``."""
+    messages_by_type: dict[MessageType, int]
+    """Published messages per type."""
+    latency: LatencyStatistics | None
+    """Publish-to-processed latency (with profiling on), in nanoseconds."""
+    buffer_utilization: float
+    """Fraction of the normal lane's slots published and not yet processed."""
+    peak_buffer_utilization: float
+    """Highest ``buffer_utilization`` any statistics call saw."""
+    errors: int
+    error_rate: float
+    """Agent errors per message delivered."""
+    dropped: int
+    """Messages failed agents missed."""
+    agents: tuple[CoreAgent, ...]

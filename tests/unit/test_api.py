@@ -13,7 +13,21 @@ import pytest
 from market_intel import _core
 
 ROOT = Path(__file__).resolve().parents[2]
-SUBMODULES = ["disruptor", "errors", "ring", "statistics", "wait"]
+SUBMODULES = [
+    "agent",
+    "codec",
+    "config",
+    "disruptor",
+    "engine",
+    "enums",
+    "errors",
+    "messages",
+    "records",
+    "ring",
+    "routing",
+    "statistics",
+    "wait",
+]
 
 
 def test_every_name_in_all_exists_and_is_unique() -> None:

@@ -36,21 +36,29 @@ impl SequenceBarrier {
     /// Wait until `sequence` can be read; return the highest readable sequence (>= `sequence`).
     #[inline]
     pub fn wait_for(&self, sequence: i64, timeout: Option<Duration>) -> Result<i64> {
+        self.wait_for_up_to(sequence, i64::MAX, timeout)
+    }
+
+    /// Like [`wait_for`](Self::wait_for), but look no further than `limit` (>= `sequence`):
+    /// on a multi-producer ring each readable sequence costs a flag check, so a consumer that
+    /// takes at most n events at a time checks at most n flags.
+    #[inline]
+    pub fn wait_for_up_to(&self, sequence: i64, limit: i64, timeout: Option<Duration>) -> Result<i64> {
         // Fast path, inlined into the consumer loop: already readable.
-        let published = self.ring.highest_published(sequence, self.available());
+        let published = self.ring.highest_published(sequence, self.available().min(limit));
         if published >= sequence {
             return Ok(published);
         }
-        self.wait_for_slow(sequence, timeout)
+        self.wait_for_slow(sequence, limit, timeout)
     }
 
     #[inline(never)]
-    fn wait_for_slow(&self, sequence: i64, timeout: Option<Duration>) -> Result<i64> {
+    fn wait_for_slow(&self, sequence: i64, limit: i64, timeout: Option<Duration>) -> Result<i64> {
         let mut gap_since: Option<Instant> = None;
         let mut gap_spins = 0u32;
         loop {
             let available = self.wait.wait_for(&self.ring, sequence, || self.available(), &self.alert, timeout)?;
-            let published = self.ring.highest_published(sequence, available);
+            let published = self.ring.highest_published(sequence, available.min(limit));
             if published >= sequence {
                 return Ok(published);
             }
@@ -80,7 +88,13 @@ impl SequenceBarrier {
     /// Readable now without waiting (may be below `sequence`).
     #[inline]
     pub fn poll(&self, sequence: i64) -> i64 {
-        self.ring.highest_published(sequence, self.available())
+        self.poll_up_to(sequence, i64::MAX)
+    }
+
+    /// Like [`poll`](Self::poll), looking no further than `limit`.
+    #[inline]
+    pub fn poll_up_to(&self, sequence: i64, limit: i64) -> i64 {
+        self.ring.highest_published(sequence, self.available().min(limit))
     }
 
     /// Interrupt any wait on this barrier.
@@ -92,6 +106,13 @@ impl SequenceBarrier {
     /// Clear the alert.
     pub fn clear_alert(&self) {
         self.alert.store(false, Ordering::Release);
+    }
+
+    /// Clear the alert and return whether it was set. A read-modify-write, so an alert raised
+    /// after a publish is either returned here or still set for the next wait: reading the
+    /// cursor after this call sees every publish that came before a consumed alert.
+    pub fn take_alert(&self) -> bool {
+        self.alert.swap(false, Ordering::AcqRel)
     }
 
     /// True while alerted.

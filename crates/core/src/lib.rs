@@ -47,7 +47,7 @@ pub mod wait_strategy;
 
 pub use affinity::ThreadOptions;
 pub use barrier::SequenceBarrier;
-pub use clock::monotonic_ns;
+pub use clock::{monotonic_ns, realtime_ns};
 pub use error::{Error, Result};
 pub use handlers::{ChecksumHandler, LatencyHandler};
 pub use histogram::{LatencyRecorder, LatencySnapshot};

@@ -30,15 +30,16 @@ impl EventPoller {
     #[inline]
     pub fn poll(&self, max: i64) -> Option<(i64, i64)> {
         let next = self.sequence() + 1;
-        let available = self.barrier.poll(next);
-        (available >= next).then(|| (next, self.ring.contiguous_end(next, available.min(next + max - 1))))
+        let last = next.saturating_add(max - 1);
+        let available = self.barrier.poll_up_to(next, last);
+        (available >= next).then(|| (next, self.ring.contiguous_end(next, available)))
     }
 
     /// Wait (with the barrier's wait strategy) until something is readable; then like `poll`.
     pub fn wait(&self, max: i64, timeout: Option<Duration>) -> Result<(i64, i64)> {
         let next = self.sequence() + 1;
-        let available = self.barrier.wait_for(next, timeout)?;
-        Ok((next, self.ring.contiguous_end(next, available.min(next + max - 1))))
+        let available = self.barrier.wait_for_up_to(next, next.saturating_add(max - 1), timeout)?;
+        Ok((next, self.ring.contiguous_end(next, available)))
     }
 
     /// Release everything up to `hi` back to producers.

@@ -210,7 +210,7 @@ impl<H: EventHandler> BatchEventProcessor<H> {
         let mut next = sequence.load(Ordering::Acquire) + 1;
         loop {
             let available = match self.control.state.load(Ordering::Acquire) {
-                RUNNING => match self.barrier.wait_for(next, self.timeout) {
+                RUNNING => match self.barrier.wait_for_up_to(next, next.saturating_add(self.max_batch - 1), self.timeout) {
                     Ok(a) => a,
                     Err(Error::Timeout { .. }) => {
                         if let Err(f) = self.handler.on_timeout(next - 1) {
@@ -226,7 +226,7 @@ impl<H: EventHandler> BatchEventProcessor<H> {
                     if next > target {
                         return ProcessorExit::Drained;
                     }
-                    let a = self.barrier.poll(next);
+                    let a = self.barrier.poll_up_to(next, next.saturating_add(self.max_batch - 1));
                     if a < next {
                         std::thread::yield_now();
                         continue;

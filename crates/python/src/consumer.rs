@@ -135,6 +135,11 @@ impl PyEventPoller {
         unsafe { array_view(py, r.dtype.bind(py), r.ring.slot_ptr(lo), (hi - lo + 1) as usize, false, ring.as_any()) }
     }
 
+    /// Interrupt a wait of this poller (the engine's priority lane wakes normal-lane waiters).
+    pub(crate) fn alert_barrier(&self) {
+        self.poller.barrier().alert();
+    }
+
     fn check_open(&self, py: Python<'_>) -> PyResult<()> {
         if self.released.load(std::sync::atomic::Ordering::Acquire) {
             return Err(raise(
@@ -232,7 +237,7 @@ impl PyEventPoller {
         self.commit_pending();
         let ring = &self.ring.get().ring;
         let next = self.poller.sequence() + 1;
-        let available = self.poller.barrier().poll(next);
+        let available = self.poller.barrier().poll_up_to(next, next.saturating_add(self.max_batch - 1));
         if available < next {
             return Ok(if ring.is_available(next) { "gating" } else { "idle" });
         }
@@ -263,6 +268,11 @@ impl PyEventPoller {
     /// Interrupt a `wait` in another thread (it raises AlertedError).
     fn alert(&self) {
         self.poller.barrier().alert();
+    }
+
+    /// Clear an alert so the next `wait` blocks again; returns whether one was set.
+    fn clear_alert(&self) -> bool {
+        self.poller.barrier().take_alert()
     }
 
     /// Stop gating producers and free the consumer slot.

@@ -3,6 +3,7 @@
 mod claim;
 mod consumer;
 mod errors;
+mod lanes;
 mod record;
 mod ring;
 mod views;
@@ -23,6 +24,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<consumer::PyBatchEventProcessor>()?;
     m.add_class::<consumer::PyChecksumHandler>()?;
     m.add_class::<consumer::PyLatencyHandler>()?;
+    m.add_class::<lanes::PyMessageLanes>()?;
+    m.add_class::<lanes::PyLatencyRecorder>()?;
     m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
     m.add("MAX_CONSUMERS", market_intel_core::MAX_CONSUMERS)?;
     Ok(())

@@ -146,7 +146,7 @@ impl PyRingBuffer {
     }
 
     /// Claim `n` sequences (blocking with the GIL released, or not at all when `wait` is false).
-    fn claim_seq(&self, py: Python<'_>, n: i64, wait: bool, timeout: Option<Duration>) -> PyResult<i64> {
+    pub(crate) fn claim_seq(&self, py: Python<'_>, n: i64, wait: bool, timeout: Option<Duration>) -> PyResult<i64> {
         match &self.producer {
             Producer::Multi(m) => match m.claim_now(n) {
                 Ok(hi) => Ok(hi),
@@ -200,7 +200,7 @@ impl PyRingBuffer {
         Ok(guard)
     }
 
-    fn publish_seq(&self, lo: i64, hi: i64) {
+    pub(crate) fn publish_seq(&self, lo: i64, hi: i64) {
         match &self.producer {
             Producer::Multi(m) => m.publish_range(lo, hi),
             Producer::Single(state) => {

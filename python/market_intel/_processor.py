@@ -1,0 +1,258 @@
+"""A processor: one thread that takes both lanes and hands each batch to its agents.
+
+Order of work: everything in the priority lane first, then at most ``max_batch`` messages of
+the normal lane, then the priority lane again. So a CRITICAL or HIGH message waits for at most
+one chunk of the normal lane, however long the normal lane's backlog is. When both lanes are
+empty the thread sleeps in the normal lane's wait strategy (GIL released); a publish to the
+priority lane alerts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from market_intel import _core
+from market_intel.enums import AgentStatus
+from market_intel.errors import AlertedError
+from market_intel.records import FLAG_OBJECT
+from market_intel.routing import HOT_TYPES, MessageBatch
+
+if TYPE_CHECKING:
+    from market_intel.agent import _AgentRuntime
+    from market_intel.ring import RingBuffer
+
+log = logging.getLogger("market_intel.processor")
+
+Lane = Literal["priority", "normal"]
+
+_HOT_CODES = np.array(sorted(int(t) for t in HOT_TYPES), dtype=np.uint8)
+
+
+def _object_rows(records: np.ndarray) -> npt.NDArray[np.bool_]:
+    """Rows whose message travels as an object (their record holds only the header)."""
+    return (records["flags"] & FLAG_OBJECT) != 0
+
+
+def _hot_object_rows(records: np.ndarray) -> npt.NDArray[np.bool_]:
+    """Object rows of a hot type, whose columns must be encoded for a vectorized agent."""
+    return _object_rows(records) & np.isin(records["type"], _HOT_CODES)
+
+
+class LaneSet:
+    """The two lanes of an engine: rings, object columns and the native publisher."""
+
+    def __init__(self, priority: RingBuffer, normal: RingBuffer, message_class: type) -> None:
+        self.priority = priority
+        self.normal = normal
+        self.priority_objects: list[Any] = [None] * priority.capacity
+        self.normal_objects: list[Any] = [None] * normal.capacity
+        self.native = _core._MessageLanes(
+            priority, normal, self.priority_objects, self.normal_objects, message_class
+        )
+
+
+class Processor:
+    """One processor thread and the agents assigned to it."""
+
+    def __init__(
+        self,
+        index: int,
+        lanes: LaneSet,
+        *,
+        wait: Any,
+        max_batch: int,
+        heartbeat_s: float,
+        core: int | None,
+        decode: Callable[[np.ndarray, list[Any] | None], list[Any]],
+        encode: Callable[[list[Any]], np.ndarray],
+        latency: _core._LatencyRecorder | None,
+    ) -> None:
+        self.index = index
+        self.lanes = lanes
+        self.agents: tuple[_AgentRuntime, ...] = ()
+        self.core = core
+        self._wait = wait
+        self._max_batch = max_batch
+        self._heartbeat_s = heartbeat_s
+        self._decode = decode
+        self._encode = encode
+        self._latency = latency
+        self._stopping = False
+        self._retiring = False
+        self._thread: threading.Thread | None = None
+        self._pollers: tuple[_core.EventPoller, _core.EventPoller] | None = None
+        self.messages = 0
+        self.last_beat_ns = 0
+        self.error: BaseException | None = None
+        self.affinity_warning: str | None = None
+
+    # -- control (any thread) ------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def lag(self) -> int:
+        """Messages of both lanes published and not yet taken by this processor."""
+        if self._pollers is None:
+            return 0
+        prio, normal = self._pollers
+        return max(self.lanes.priority.cursor - prio.sequence, 0) + max(
+            self.lanes.normal.cursor - normal.sequence, 0
+        )
+
+    def start(self) -> None:
+        """Register as a consumer of both lanes (from the current cursors) and start."""
+        if self.running:
+            return
+        name = f"processor-{self.index}"
+        prio = _core.EventPoller(self.lanes.priority, f"{name}-priority", wait="busy_spin")
+        normal = _core.EventPoller(
+            self.lanes.normal, name, wait=self._wait, max_batch=self._max_batch
+        )
+        self._pollers = (prio, normal)
+        self.lanes.native.add_waiter(normal)
+        self._stopping = False
+        self._retiring = False
+        self._thread = threading.Thread(target=self._run, name=f"mi-{name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, *, drain: bool = True, timeout: float | None = None) -> None:
+        """Handle everything published so far (``drain``), then end the thread."""
+        self._stopping = drain
+        self._retiring = not drain
+        if self._pollers is not None:
+            self._pollers[1].alert()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def retire(self) -> None:
+        """End the thread without draining (its last agent left) and stop gating the lanes."""
+        self.stop(drain=False)
+
+    # -- the loop (processor thread) -----------------------------------------------------
+
+    def _pin(self) -> None:
+        if self.core is None:
+            return
+        try:
+            os.sched_setaffinity(0, {self.core})
+        except OSError as e:
+            self.affinity_warning = f"processor {self.index}: core {self.core} refused ({e})"
+            log.warning(self.affinity_warning)
+
+    def _run(self) -> None:
+        assert self._pollers is not None
+        prio, normal = self._pollers
+        self._pin()
+        lanes = self.lanes
+        try:
+            while True:
+                self.last_beat_ns = time.time_ns()
+                if self._retiring:
+                    break
+                batch = prio.next_batch(0)
+                if batch is not None:
+                    self._dispatch(batch, prio.sequence + 1, lanes.priority_objects, "priority")
+                    prio.commit()
+                    continue
+                batch = normal.next_batch(0)
+                if batch is not None:
+                    self._dispatch(batch, normal.sequence + 1, lanes.normal_objects, "normal")
+                    normal.commit()
+                    continue
+                if self._stopping:
+                    if (
+                        prio.sequence >= lanes.priority.cursor
+                        and normal.sequence >= lanes.normal.cursor
+                    ):
+                        break
+                    time.sleep(0)
+                    continue
+                try:
+                    normal.wait(self._heartbeat_s)
+                except AlertedError:
+                    normal.clear_alert()
+        except BaseException as e:  # a bug in the engine itself: keep it visible
+            self.error = e
+            log.exception("processor %d stopped on an engine error", self.index)
+        finally:
+            lanes.native.remove_waiter(normal)
+            prio.close()
+            normal.close()
+            self._pollers = None
+
+    def _dispatch(self, view: np.ndarray, lo: int, objects: list[Any], lane: Lane) -> None:
+        n = len(view)
+        start = lo & (len(objects) - 1)
+        flags = view["flags"]
+        all_objects = bool((flags & FLAG_OBJECT).all())
+        slice_ = objects[start : start + n]
+        decoded: list[Any] | None = slice_ if all_objects else None
+        beat = time.time_ns()
+        for agent in self.agents:
+            agent.last_heartbeat_ns = beat
+            if not agent.active:
+                agent.dropped += self._count_routed(agent, view)
+                continue
+            if agent.vectorized:
+                agent.deliver_batch(self._batch_for(agent, view, slice_, lo, lane, all_objects))
+            else:
+                if decoded is None:
+                    decoded = self._decode(view, slice_)
+                agent.deliver_objects(decoded)
+        self.messages += n
+        if self._latency is not None:
+            self._latency.record_since(view["published_ns"], time.time_ns())
+
+    @staticmethod
+    def _count_routed(agent: _AgentRuntime, view: np.ndarray) -> int:
+        if not agent.route.types:
+            return len(view)
+        return int(np.isin(view["type"], agent.route.codes).sum())
+
+    def _batch_for(
+        self,
+        agent: _AgentRuntime,
+        view: np.ndarray,
+        objects: list[Any],
+        lo: int,
+        lane: Lane,
+        all_objects: bool,
+    ) -> MessageBatch:
+        records = view
+        objs: list[Any] | None = objects
+        hot = _hot_object_rows(view)
+        if hot.any():
+            # Messages published as objects carry only a header in the ring: a vectorized
+            # agent gets their columns encoded here.
+            records = view.copy()
+            idx = np.flatnonzero(hot)
+            records[idx] = self._encode([objects[i] for i in idx.tolist()])
+        mask = agent.route.record_mask(records)
+        if mask is not None and not mask.all():
+            records = records[mask]
+            objs = [objects[i] for i in np.flatnonzero(mask).tolist()]
+        return MessageBatch(records, objs, lo, lane, self._decode)
+
+    def set_agents(self, agents: tuple[_AgentRuntime, ...]) -> None:
+        """Replace the agent set (copy-on-write: the loop reads one tuple per batch)."""
+        self.agents = agents
+        for a in agents:
+            a.core = self.core
+
+
+def status_counts(agents: tuple[_AgentRuntime, ...]) -> dict[AgentStatus, int]:
+    """How many agents are in each status."""
+    out = dict.fromkeys(AgentStatus, 0)
+    for a in agents:
+        out[a.status] += 1
+    return out
