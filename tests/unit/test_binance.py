@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from market_intel import summary as summary_module
 from market_intel.adapters import binance
 from market_intel.enums import MarketDataKind, MessageType, Priority
 from market_intel.errors import InvalidArgumentError, MessageValidationError
@@ -494,3 +495,13 @@ def test_results_do_not_depend_on_how_the_stream_is_batched(
 def test_single_row_batches_match_one_batch(sample: np.ndarray, size: int) -> None:
     data = sample[::97]  # every kind, every symbol, 600 rows
     assert _results(data, list(range(0, len(data), size))) == _results(data, [])
+
+
+def test_grouping_survives_hash_collisions(
+    sample: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a hash that maps every key to 0, grouping falls back to sorting the keys."""
+    data = sample[::31]
+    expected = _results(data, list(range(0, len(data), 500)))
+    monkeypatch.setattr(summary_module, "_MIX", np.uint64(0))
+    assert _results(data, list(range(0, len(data), 500))) == expected

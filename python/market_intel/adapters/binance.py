@@ -42,7 +42,6 @@ from typing import Any, Final
 
 import msgspec
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import NDArray
 
 from market_intel.enums import MarketDataKind, MessageType, Priority
@@ -339,12 +338,18 @@ def _line_bounds(text: NDArray[np.uint8]) -> tuple[NDArray[np.intp], NDArray[np.
 
 
 def _windows(text: NDArray[np.uint8], offsets: NDArray[np.intp], width: int) -> NDArray[np.uint8]:
-    """Return the ``width`` bytes from each offset as rows (zeros past the end of ``text``)."""
+    """Return the ``width`` bytes from each offset as rows (zeros past the end of ``text``).
+
+    The text is viewed as overlapping ``width``-byte items, one starting at every byte, so
+    the gather is a one-dimensional take of whole items (several times faster than indexing
+    a two-dimensional sliding window).
+    """
     if len(offsets) == 0:
         return np.zeros((0, width), dtype=np.uint8)
     if int(offsets.max()) + width > len(text):
         text = np.concatenate((text, np.zeros(width, dtype=np.uint8)))
-    rows: NDArray[np.uint8] = sliding_window_view(text, width)[offsets]
+    items = np.ndarray(shape=(len(text) - width + 1,), dtype=f"V{width}", buffer=text, strides=(1,))
+    rows: NDArray[np.uint8] = items[offsets].view(np.uint8).reshape(len(offsets), width)
     return rows
 
 
@@ -353,21 +358,22 @@ def _receive_times(
 ) -> tuple[NDArray[np.intp], NDArray[np.int64]]:
     """Return where each line's receive time ends (its first space) and the time itself."""
     head = _windows(text, starts, _MAX_DIGITS + 1)
-    is_space = head == ord(" ")
-    width = np.argmax(is_space, axis=1)
+    width = np.argmax(head == ord(" "), axis=1)
     spaces = starts + width
-    bad = ~is_space.any(axis=1) | (spaces >= ends)
+    bad = (head[np.arange(len(head)), width] != ord(" ")) | (spaces >= ends)
     if bad.any():
         line = int(np.flatnonzero(bad)[0])
         raise MessageValidationError(
             f"line {_line_at(text, starts[line])}: {_excerpt(text, starts[line], ends[line])}; "
             "expected '<receive_ns> <json>'"
         )
-    digits = head[:, :_MAX_DIGITS].astype(np.uint64) - np.uint64(ord("0"))
-    bad = (width == 0) | ((np.arange(_MAX_DIGITS) < width[:, None]) & (digits > 9)).any(axis=1)
+    bad = width == 0
     values = np.zeros(len(starts), dtype=np.uint64)
     for column in range(_MAX_DIGITS):  # Horner's rule, one digit column at a time
-        values = np.where(column < width, values * np.uint64(10) + digits[:, column], values)
+        digit = head[:, column] - np.uint8(ord("0"))
+        inside = column < width
+        bad |= inside & (digit > 9)
+        values = np.where(inside, values * np.uint64(10) + digit, values)
     bad |= values > np.uint64(np.iinfo(np.int64).max)
     if bad.any():
         line = int(np.flatnonzero(bad)[0])
@@ -384,21 +390,20 @@ def _classify(
 ) -> NDArray[np.uint8]:
     """Return each frame's kind from the token after the '@' of its stream name; a line with
     no stream is a snapshot."""
-    prefix = np.frombuffer(_STREAM_PREFIX, dtype=np.uint8)
-    is_stream = (_windows(text, json_starts, len(prefix)) == prefix).all(axis=1)
+    is_stream = _starts_with(_windows(text, json_starts, len(_STREAM_PREFIX)), _STREAM_PREFIX)
     kinds = np.full(len(json_starts), MarketDataKind.SNAPSHOT, dtype=np.uint8)
     if not is_stream.any():
         return kinds
-    names = json_starts[is_stream] + len(prefix)
+    names = json_starts[is_stream] + len(_STREAM_PREFIX)
     name = _windows(text, names, _NAME_WINDOW)
     at = np.argmax(name == ord("@"), axis=1)
-    quote = np.where((name == ord('"')).any(axis=1), np.argmax(name == ord('"'), axis=1), 1 << 30)
+    quote = np.argmax(name == ord('"'), axis=1)
+    quote[name[np.arange(len(quote)), quote] != ord('"')] = _NAME_WINDOW
     token_start = names + at + 1
     tokens = _windows(text, token_start, max(len(token) for _, token in _STREAM_TOKENS))
     stream_kinds = np.zeros(len(names), dtype=np.uint8)
     for kind, token in _STREAM_TOKENS:
-        want = np.frombuffer(token, dtype=np.uint8)
-        stream_kinds[(tokens[:, : len(want)] == want).all(axis=1) & (stream_kinds == 0)] = kind
+        stream_kinds[_starts_with(tokens, token) & (stream_kinds == 0)] = kind
     valid = (name[np.arange(len(at)), at] == ord("@")) & (at < quote)
     stream_kinds[~valid | (token_start >= ends[is_stream])] = 0
     if (stream_kinds == 0).any():
@@ -410,6 +415,15 @@ def _classify(
         )
     kinds[is_stream] = stream_kinds
     return kinds
+
+
+def _starts_with(rows: NDArray[np.uint8], token: bytes) -> NDArray[np.bool_]:
+    """Return which rows of bytes begin with ``token`` (a column at a time: fast for short
+    tokens, where a reduction along rows is not)."""
+    match = np.ones(len(rows), dtype=bool)
+    for column, byte in enumerate(token):
+        match &= rows[:, column] == byte
+    return match
 
 
 def _failing_chunk(decoder: msgspec.json.Decoder[Any], chunks: list[bytes]) -> int | None:
