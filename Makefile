@@ -28,8 +28,8 @@ $(BUILD_STAMP): $(STAMP) $(RUST_SOURCES)
 
 build: $(BUILD_STAMP) ## Build the extension in release mode into the virtual environment
 
-run: build lmax-deps ## Run the main job (for now: the benchmark suite in its short mode)
-	$(PY) -m benchmarks.run --quick
+run: build ## Run the main job: replay the packaged Binance sample through the engine
+	OPENBLAS_NUM_THREADS=1 $(PY) -m market_intel run
 
 test: test-rust test-python ## Run every Rust and Python test
 
@@ -46,7 +46,7 @@ lmax-deps:
 	  (apt-get update -qq && apt-get install -y -qq libdisruptor-java libhdrhistogram-java)
 
 bench: build lmax-deps ## Benchmarks: medians and ratios against peers measured in the same run, JSON in benchmarks/results
-	$(PY) -m benchmarks.run
+	OPENBLAS_NUM_THREADS=1 $(PY) -m benchmarks.run
 
 lint: $(STAMP) ## ruff, mypy --strict, stubtest, cargo fmt and clippy
 	$(VENV)/bin/ruff check python tests benchmarks

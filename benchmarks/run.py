@@ -15,6 +15,14 @@ Topologies (LMAX names, plus two for cross-process Python):
   python_process_records  producer process -> consumer process, one record per message
   python_process_batches  producer process -> consumer process, numpy batches of 1024 x 64 B;
                           events = records; includes the unsynchronized shared-memory ceiling
+  publish_message         one Python thread publishes pre-built messages, one call each, to one
+                          Python handler (NautilusTrader MessageBus; market-intel CoreEngine)
+  publish_batch           market data records in numpy batches to one vectorized agent, beside
+                          the same messages published one by one
+  replay                  the main job: decoded Binance frames through an engine with three
+                          agents, frames/s
+  kill_switch_latency     a CONTROL message published during a market data flood: publish ->
+                          handler, ns, CRITICAL (priority lane) beside NORMAL (behind the flood)
 New implementations are registered in benchmarks/ours.py (see its docstring).
 """
 
@@ -25,7 +33,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from benchmarks import lmax, native, ours, peers
+from benchmarks import engine, lmax, native, nautilus, ours, peers
 from benchmarks.harness import (
     DEFAULT_JSON,
     Bench,
@@ -46,6 +54,11 @@ TOPOLOGIES: tuple[str, ...] = (
     "ping_pong_latency",
     "python_process_records",
     "python_process_batches",
+    # Appended after the LMAX topologies (native_topologies below takes the first six).
+    "publish_message",
+    "publish_batch",
+    "replay",
+    "kill_switch_latency",
 )
 
 # Ratio columns per topology: each row's median / the median of these rows (when present).
@@ -58,6 +71,10 @@ REFERENCES: dict[str, tuple[str, ...]] = {
     "ping_pong_latency": ("LMAX busyspin", "mp.Pipe"),
     "python_process_records": ("pyzmq PUSH/PULL",),
     "python_process_batches": ("shm numpy ring (ceiling)", "pyzmq PUSH/PULL"),
+    "publish_message": ("NautilusTrader MessageBus",),
+    "publish_batch": ("market-intel publish_message (per message)",),
+    "replay": ("market-intel replay (3 agents)",),
+    "kill_switch_latency": ("market-intel NORMAL (behind the flood)",),
 }
 
 DEFAULT_REPS = {"quick": 3, "full": 5}
@@ -66,7 +83,7 @@ DEFAULT_QUIET_WAIT_S = {"quick": 0.0, "full": 2.0}
 
 def registry() -> list[Bench]:
     """Every runnable benchmark: the Python peers, then market-intel's own (benchmarks/ours.py)."""
-    return peers.benches() + list(ours.BENCHES)
+    return peers.benches() + list(ours.BENCHES) + nautilus.benches() + engine.benches()
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:

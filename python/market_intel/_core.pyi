@@ -18,11 +18,15 @@ __all__ = [
     "RingBuffer",
     "_LatencyRecorder",
     "_MessageLanes",
+    "_deliver",
     "monotonic_ns",
 ]
 
 MAX_CONSUMERS: int
 
+def _deliver(
+    handler: Callable[[Any], Any], messages: list[Any], start: int = 0, /
+) -> tuple[int, BaseException | None]: ...
 def monotonic_ns() -> int:
     """CLOCK_MONOTONIC in nanoseconds (the clock of ``time.monotonic_ns()``)."""
 

@@ -23,7 +23,7 @@ from market_intel import _core
 from market_intel.enums import AgentStatus
 from market_intel.errors import AlertedError
 from market_intel.records import FLAG_OBJECT
-from market_intel.routing import HOT_TYPES, MessageBatch
+from market_intel.routing import MessageBatch
 
 if TYPE_CHECKING:
     from market_intel.agent import _AgentRuntime
@@ -33,17 +33,10 @@ log = logging.getLogger("market_intel.processor")
 
 Lane = Literal["priority", "normal"]
 
-_HOT_CODES = np.array(sorted(int(t) for t in HOT_TYPES), dtype=np.uint8)
-
 
 def _object_rows(records: np.ndarray) -> npt.NDArray[np.bool_]:
     """Rows whose message travels as an object (their record holds only the header)."""
-    return (records["flags"] & FLAG_OBJECT) != 0
-
-
-def _hot_object_rows(records: np.ndarray) -> npt.NDArray[np.bool_]:
-    """Object rows of a hot type, whose columns must be encoded for a vectorized agent."""
-    return _object_rows(records) & np.isin(records["type"], _HOT_CODES)
+    return np.asarray((records["flags"] & FLAG_OBJECT) != 0, dtype=np.bool_)
 
 
 class LaneSet:
@@ -90,6 +83,10 @@ class Processor:
         self._thread: threading.Thread | None = None
         self._pollers: tuple[_core.EventPoller, _core.EventPoller] | None = None
         self.messages = 0
+        self.undecodable = 0
+        """Records object agents could not be handed: they do not decode to a message."""
+        self.current: _AgentRuntime | None = None
+        """The agent the thread is inside now (None between agents)."""
         self.last_beat_ns = 0
         self.error: BaseException | None = None
         self.affinity_warning: str | None = None
@@ -102,9 +99,10 @@ class Processor:
 
     def lag(self) -> int:
         """Messages of both lanes published and not yet taken by this processor."""
-        if self._pollers is None:
+        pollers = self._pollers  # read once: the thread clears it when it ends
+        if pollers is None:
             return 0
-        prio, normal = self._pollers
+        prio, normal = pollers
         return max(self.lanes.priority.cursor - prio.sequence, 0) + max(
             self.lanes.normal.cursor - normal.sequence, 0
         )
@@ -122,17 +120,36 @@ class Processor:
         self.lanes.native.add_waiter(normal)
         self._stopping = False
         self._retiring = False
+        self.error = None
         self._thread = threading.Thread(target=self._run, name=f"mi-{name}", daemon=True)
         self._thread.start()
 
     def stop(self, *, drain: bool = True, timeout: float | None = None) -> None:
         """Handle everything published so far (``drain``), then end the thread."""
+        self.request_stop(drain=drain)
+        self.join(timeout)
+
+    def request_stop(self, *, drain: bool = True) -> None:
+        """Ask the thread to end, after handling everything published so far (``drain``)."""
         self._stopping = drain
         self._retiring = not drain
-        if self._pollers is not None:
-            self._pollers[1].alert()
+        pollers = self._pollers
+        if pollers is not None:
+            pollers[1].alert()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end (at most ``timeout`` seconds)."""
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def wait_not_in(self, agent: _AgentRuntime, timeout: float) -> bool:
+        """Wait until the thread is not inside ``agent``; False after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while self.current is agent and self.running:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.0005)
+        return True
 
     def retire(self) -> None:
         """End the thread without draining (its last agent left) and stop gating the lanes."""
@@ -197,27 +214,97 @@ class Processor:
         all_objects = bool((flags & FLAG_OBJECT).all())
         slice_ = objects[start : start + n]
         decoded: list[Any] | None = slice_ if all_objects else None
+        skipped: list[int] = []
+        columns: np.ndarray | None = None
         beat = time.time_ns()
+        lane_index = 0 if lane == "priority" else 1
         for agent in self.agents:
             agent.last_heartbeat_ns = beat
+            self.current = agent  # before the status check: unregister_agent relies on it
             if not agent.active:
                 agent.dropped += self._count_routed(agent, view)
                 continue
+            if agent.joined is not None and agent.joined[lane_index] >= lo:
+                self._deliver_since(agent, view, slice_, lo, lane, agent.joined[lane_index])
+                continue
             if agent.vectorized:
-                agent.deliver_batch(self._batch_for(agent, view, slice_, lo, lane, all_objects))
+                if columns is None:
+                    columns = self._columns(view, slice_)
+                batch = self._batch_for(agent, columns, slice_, lo, lane)
+                if batch is not None and len(batch):
+                    agent.deliver_batch(batch)
             else:
                 if decoded is None:
-                    decoded = self._decode(view, slice_)
+                    decoded, skipped = self._decode_rows(view, slice_)
+                if skipped:
+                    agent.dropped += sum(1 for t in skipped if agent.route.accepts_type(t))
                 agent.deliver_objects(decoded)
+        self.current = None
         self.messages += n
         if self._latency is not None:
             self._latency.record_since(view["published_ns"], time.time_ns())
+
+    def _deliver_since(
+        self,
+        agent: _AgentRuntime,
+        view: np.ndarray,
+        objects: list[Any],
+        lo: int,
+        lane: Lane,
+        joined: int,
+    ) -> None:
+        """Deliver only the rows after sequence ``joined`` (published after the agent was
+        registered to a running engine)."""
+        first = joined + 1 - lo
+        if first >= len(view):
+            return
+        view, objects = view[first:], objects[first:]
+        if agent.vectorized:
+            batch = self._batch_for(agent, self._columns(view, objects), objects, lo + first, lane)
+            if batch is not None and len(batch):
+                agent.deliver_batch(batch)
+        else:
+            messages, skipped = self._decode_rows(view, objects)
+            agent.dropped += sum(1 for t in skipped if agent.route.accepts_type(t))
+            agent.deliver_objects(messages)
+
+    def _decode_rows(self, view: np.ndarray, objects: list[Any]) -> tuple[list[Any], list[int]]:
+        """The batch as messages, and the types of rows left out: records published with
+        invalid fields do not decode; they are counted and logged, and never stop the
+        processor (object agents count them as ``dropped``)."""
+        try:
+            return self._decode(view, objects), []
+        except Exception:
+            pass
+        out = []
+        skipped = []
+        for i in range(len(view)):
+            try:
+                out.extend(self._decode(view[i : i + 1], objects[i : i + 1]))
+            except Exception as e:
+                skipped.append(int(view["type"][i]))
+                log.warning("processor %d: record %d of a batch skipped: %s", self.index, i, e)
+        self.undecodable += len(skipped)
+        return out, skipped
 
     @staticmethod
     def _count_routed(agent: _AgentRuntime, view: np.ndarray) -> int:
         if not agent.route.types:
             return len(view)
         return int(np.isin(view["type"], agent.route.codes).sum())
+
+    def _columns(self, view: np.ndarray, objects: list[Any]) -> np.ndarray:
+        """The batch's records with every column of the messages published as objects filled
+        in: the ring holds only part of their header. Such rows keep ``FLAG_OBJECT``, so
+        ``MessageBatch.messages()`` hands back the published objects themselves."""
+        rows = np.flatnonzero(_object_rows(view))
+        if len(rows) == 0:
+            return view
+        records = view.copy()
+        records[rows] = self._encode([objects[i] for i in rows.tolist()])
+        flags = records["flags"]
+        flags[rows] |= np.uint8(FLAG_OBJECT)
+        return records
 
     def _batch_for(
         self,
@@ -226,18 +313,15 @@ class Processor:
         objects: list[Any],
         lo: int,
         lane: Lane,
-        all_objects: bool,
-    ) -> MessageBatch:
+    ) -> MessageBatch | None:
+        """The agent's part of the batch (None if its filter raised: an agent error)."""
         records = view
         objs: list[Any] | None = objects
-        hot = _hot_object_rows(view)
-        if hot.any():
-            # Messages published as objects carry only a header in the ring: a vectorized
-            # agent gets their columns encoded here.
-            records = view.copy()
-            idx = np.flatnonzero(hot)
-            records[idx] = self._encode([objects[i] for i in idx.tolist()])
-        mask = agent.route.record_mask(records)
+        try:
+            mask = agent.route.record_mask(records)
+        except Exception as e:  # the agent's filter failed: its error, not the processor's
+            agent._failed(e, f"filter({len(records)} records from sequence {lo})")
+            return None
         if mask is not None and not mask.all():
             records = records[mask]
             objs = [objects[i] for i in np.flatnonzero(mask).tolist()]

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from market_intel import _core
 from market_intel.enums import AgentStatus, AgentType, MessageType
 from market_intel.routing import MessageBatch, Route, partition_of
 
@@ -135,7 +136,11 @@ class _AgentRuntime:
         self.last_heartbeat_ns = 0
         self.failed_at_ns = 0
         self.max_consecutive_errors = 10
+        self.joined: tuple[int, int] | None = None
+        """Cursors of the (priority, normal) lanes when it was registered to a running engine:
+        it receives only later messages."""
         self._partition_cache: dict[str, int] = {}
+        self._delivering: Iterator[Any] | list[Any] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -160,7 +165,8 @@ class _AgentRuntime:
                 log.exception("agent %s: on_stop raised", self.name)
 
     def restart(self) -> None:
-        """Stop, rebuild from the factory (if registered with one), start; count the restart."""
+        """Count the restart; stop, rebuild from the factory (if registered with one), start."""
+        self.restarts += 1
         hook = getattr(self.target, "on_stop", None)
         if hook is not None:
             try:
@@ -170,7 +176,6 @@ class _AgentRuntime:
         if self.factory is not None:
             self.target = self.factory()
             self.vectorized = hasattr(self.target, "process_batch")
-        self.restarts += 1
         self.start()
 
     @property
@@ -208,6 +213,43 @@ class _AgentRuntime:
 
     def deliver_objects(self, messages: list[Any]) -> None:
         """Hand each selected message to ``process_event``; an exception costs one message."""
+        t0 = time.perf_counter_ns()
+        if self.route.wants_all():
+            taken, taken_at_failure = self._deliver_all(list(messages))
+        else:
+            taken, taken_at_failure = self._deliver_routed(messages)
+        self._delivering = None
+        self.processing_ns += time.perf_counter_ns() - t0
+        self.messages += taken
+        self.calls += taken
+        if taken > taken_at_failure:  # the last message it took went well
+            self._succeeded()
+
+    def _deliver_all(self, pending: list[Any]) -> tuple[int, int]:
+        """Every message, through the native per-message loop; ``pending`` is this call's own
+        list (``cut_short`` empties it)."""
+        handle = self.target.process_event
+        self._delivering = pending
+        at = 0
+        taken_at_failure = 0
+        while True:
+            at, error = _core._deliver(handle, pending, at)
+            if error is None:
+                break
+            if not isinstance(error, Exception):
+                raise error  # KeyboardInterrupt, SystemExit: not the agent's failure to count
+            if at > taken_at_failure + 1:
+                self.consecutive_errors = 0  # it handled messages since its last failure
+            taken_at_failure = at
+            m = pending[at - 1] if at - 1 < len(pending) else None
+            self._failed(error, f"process_event(message id {getattr(m, 'id', '?')})")
+            if self.status == AgentStatus.FAILED:
+                self.dropped += max(len(pending) - at, 0)
+                break
+        return at, taken_at_failure
+
+    def _deliver_routed(self, messages: list[Any]) -> tuple[int, int]:
+        """The messages the route selects, filtered here, one call each."""
         route = self.route
         handle = self.target.process_event
         types = route.types
@@ -215,43 +257,46 @@ class _AgentRuntime:
         predicate = route.predicate
         partition = route.partition
         it = iter(messages)
+        self._delivering = it
         taken = 0
-        failures = 0
-        t0 = time.perf_counter_ns()
+        taken_at_failure = 0  # ``taken`` after the last failure: any more were handled well
         while True:
             m = None
             try:
-                if route.wants_all():
-                    for m in it:
-                        handle(m)
-                        taken += 1
-                else:
-                    for m in it:
-                        if types and m.type not in types:
+                for m in it:
+                    if types and m.type not in types:
+                        continue
+                    if symbols and getattr(m.payload, "symbol", None) not in symbols:
+                        continue
+                    if partition is not None:
+                        key = m.partition_key if route.key == "symbol" else m.source
+                        if self._partition(key) != partition[0]:
                             continue
-                        if symbols and getattr(m.payload, "symbol", None) not in symbols:
-                            continue
-                        if partition is not None:
-                            key = m.partition_key if route.key == "symbol" else m.source
-                            if self._partition(key) != partition[0]:
-                                continue
-                        if predicate is not None and not predicate(m):
-                            continue
-                        handle(m)
-                        taken += 1
+                    if predicate is not None and not predicate(m):
+                        continue
+                    handle(m)
+                    taken += 1
                 break
             except Exception as e:  # the agent's failure costs this message, not the processor
+                if taken > taken_at_failure:
+                    self.consecutive_errors = 0  # it handled messages since its last failure
                 taken += 1
-                failures += 1
+                taken_at_failure = taken
                 self._failed(e, f"process_event(message id {getattr(m, 'id', '?')})")
                 if self.status == AgentStatus.FAILED:
                     self.dropped += sum(1 for _ in it)
                     break
-        self.processing_ns += time.perf_counter_ns() - t0
-        self.messages += taken
-        self.calls += taken
-        if failures == 0 and taken:
-            self._succeeded()
+        return taken, taken_at_failure
+
+    def cut_short(self) -> None:
+        """End the ``deliver_objects`` call in progress after the current message (called on
+        the processor thread, from inside the agent, when it is unregistered)."""
+        pending = self._delivering
+        if isinstance(pending, list):
+            pending.clear()
+        elif pending is not None:
+            for _ in pending:
+                pass
 
     def deliver_batch(self, batch: MessageBatch) -> None:
         """Hand a batch to ``process_batch``."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -57,6 +58,10 @@ def _err() -> Console:
 def _fail(message: str, code: int) -> NoReturn:
     _err().print(f"market-intel: {message}", markup=False, style="red")
     raise typer.Exit(code)
+
+
+def _terminal() -> bool:
+    return sys.stdout.isatty()
 
 
 def _load(file: Path | None, no_env: bool) -> EngineConfig:
@@ -128,3 +133,46 @@ def show(
 def main() -> None:
     """Run the command line (the ``market-intel`` script)."""
     app(prog_name="market-intel")
+
+
+@app.command("run")
+def run(
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="A TOML configuration (default: the embedded one)."),
+    ] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(help="0 = full speed, N = N times the recorded speed (default: config)."),
+    ] = None,
+    files: Annotated[
+        list[Path] | None,
+        typer.Option("--file", "-f", help="A recording to replay instead (repeatable)."),
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the report as JSON here.")
+    ] = None,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Show live progress.")
+    ] = None,
+    no_env: NoEnv = False,
+) -> None:
+    """Replay recorded market data through the engine and print what the agents found."""
+    from market_intel.config import example_config_path
+    from market_intel.job import run_job
+    from market_intel.report import live_progress, print_report
+
+    config = _load(config_file or example_config_path(), no_env)
+    for path in files or ():
+        if not path.is_file():
+            _fail(f"{path}: no such recording", 2)
+    out = Console(soft_wrap=True, highlight=False, width=None if _terminal() else 132)
+    for note in config.notes:
+        out.print(f"note: {note}", markup=False, style="yellow")
+    show = config.replay.progress if progress is None else progress
+    with live_progress(out, enabled=show) as update:
+        report = run_job(config, files=list(files) if files else None, speed=speed, progress=update)
+    print_report(out, report)
+    if json_out is not None:
+        json_out.write_text(json.dumps(report.to_dict(), indent=2))
+        out.print(f"report written to {json_out}", markup=False)

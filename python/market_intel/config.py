@@ -239,7 +239,7 @@ class CoreConfig:
         priority_buffer_size: Slots of the priority lane for CRITICAL and HIGH messages.
         wait_strategy: How an idle processor waits: ``"blocking"``, ``"sleeping"``,
             ``"yielding"`` or ``"busy_spin"``.
-        profiling: Record per-agent handler timings.
+        profiling: Record every message's publish-to-processed latency.
         max_batch: Messages a processor hands its agents before it looks at the priority
             lane again.
         thread_affinity: ``[core.thread_affinity]``.
@@ -254,7 +254,7 @@ class CoreConfig:
     priority_buffer_size: int = field(default=4096, metadata=kind(PowerOfTwo(8, _MAX_RING)))
     wait_strategy: WaitKind = field(default="blocking", metadata=kind(Choice(get_args(WaitKind))))
     profiling: bool = field(default=False, metadata=kind(Boolean()))
-    max_batch: int = field(default=512, metadata=kind(Integer(1)))
+    max_batch: int = field(default=4096, metadata=kind(Integer(1)))
     thread_affinity: ThreadAffinityConfig = field(
         default_factory=ThreadAffinityConfig, metadata=kind(Section(ThreadAffinityConfig))
     )

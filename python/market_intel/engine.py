@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, get_args
 
 import numpy as np
 
@@ -46,7 +46,7 @@ from market_intel.records import FLAG_OBJECT, MESSAGE_DTYPE
 from market_intel.ring import RingBuffer
 from market_intel.routing import HOT_TYPES, Route
 from market_intel.statistics import EngineStatistics, LatencyStatistics
-from market_intel.wait import WaitStrategyLike
+from market_intel.wait import WaitKind, WaitStrategy, WaitStrategyLike
 
 if TYPE_CHECKING:
     from market_intel.config import EngineConfig
@@ -56,6 +56,7 @@ __all__ = ["CoreEngine", "CoreEngineBuilder", "EngineSettings"]
 
 log = logging.getLogger("market_intel.engine")
 
+_RAW_RECORD = np.dtype((np.void, MESSAGE_DTYPE.itemsize))
 _HOT_CODES = np.array(sorted(int(t) for t in HOT_TYPES), dtype=np.uint8)
 
 
@@ -68,7 +69,7 @@ class EngineSettings:
     priority_buffer_size: int = 4096
     wait_strategy: WaitStrategyLike = "blocking"
     profiling: bool = False
-    max_batch: int = 512
+    max_batch: int = 4096
     heartbeat_interval_ms: int = 100
     heartbeat_timeout_ms: int = 1000
     failure_timeout_ms: int = 5000
@@ -88,16 +89,53 @@ class EngineSettings:
     def check(self) -> None:
         """Raise ``InvalidArgumentError`` naming every bad value."""
         errors = []
-        if not 1 <= self.processors <= 64:
-            errors.append(f"processors: {self.processors} is out of range; expected 1..64")
-        for name in ("buffer_size", "priority_buffer_size"):
+        minimum = {
+            "processors": 1,
+            "buffer_size": 8,
+            "priority_buffer_size": 8,
+            "max_batch": 1,
+            "heartbeat_interval_ms": 1,
+            "heartbeat_timeout_ms": 1,
+            "failure_timeout_ms": 1,
+            "max_consecutive_errors": 1,
+            "restart_backoff_ms": 1,
+            "restart_backoff_max_ms": 1,
+            "max_restarts": 0,
+        }
+        ints = {}
+        for name, low in minimum.items():
             v = getattr(self, name)
-            if v < 8 or v & (v - 1):
+            if not isinstance(v, int) or isinstance(v, bool):
+                errors.append(f"{name}: {v!r} is not an int; expected an int >= {low}")
+            elif name == "processors" and not 1 <= v <= 64:
+                errors.append(f"processors: {v} is out of range; expected 1..64")
+            elif name.endswith("buffer_size") and (v < 8 or v & (v - 1)):
                 errors.append(f"{name}: {v} is not a power of two >= 8")
-        if self.max_batch < 1:
-            errors.append(f"max_batch: {self.max_batch} is below 1; expected >= 1")
-        if self.max_consecutive_errors < 1:
-            errors.append(f"max_consecutive_errors: {self.max_consecutive_errors}; expected >= 1")
+            elif v < low:
+                errors.append(f"{name}: {v} is below {low}; expected >= {low}")
+            else:
+                ints[name] = v
+        for lower, upper, relation in (
+            ("heartbeat_interval_ms", "heartbeat_timeout_ms", ">"),
+            ("heartbeat_timeout_ms", "failure_timeout_ms", ">"),
+            ("restart_backoff_ms", "restart_backoff_max_ms", ">="),
+        ):
+            if lower in ints and upper in ints:
+                a, b = ints[upper], ints[lower]
+                if not (a > b if relation == ">" else a >= b):
+                    errors.append(f"{upper}: {a} with {lower} {b}; expected {relation} {lower}")
+        for name in ("restart", "profiling"):
+            v = getattr(self, name)
+            if not isinstance(v, bool):
+                errors.append(f"{name}: {v!r} is not a bool; expected True or False")
+        wait = self.wait_strategy
+        kinds = get_args(WaitKind)
+        if not (isinstance(wait, WaitStrategy) or (isinstance(wait, str) and wait in kinds)):
+            errors.append(
+                f"wait_strategy: {wait!r} is not a wait strategy; expected "
+                + ", ".join(repr(k) for k in kinds)
+                + " or a WaitStrategy"
+            )
         if errors:
             raise InvalidArgumentError("; ".join(errors))
 
@@ -130,7 +168,8 @@ class CoreEngineBuilder:
         return self._set(wait_strategy=wait)
 
     def with_profiling(self, enabled: bool = True) -> Self:
-        """Record publish-to-processed latency of every message (an HdrHistogram)."""
+        """Record publish-to-processed latency of every message (an HdrHistogram): one sample
+        per message per processor that takes it (each processor with agents takes all)."""
         return self._set(profiling=enabled)
 
     def with_max_batch(self, max_batch: int) -> Self:
@@ -286,6 +325,12 @@ class CoreEngine:
         with self._lock:
             if self.running:
                 raise EngineError("start: the engine is running; expected a stopped engine")
+            busy = [p.index for p in self._processors if p.running]
+            if busy:  # a stop() that timed out left them draining the last run
+                raise EngineError(
+                    f"start: processor(s) {busy} still handling the last run; expected them "
+                    "stopped (release the stuck agent, then start again)"
+                )
             s = self.settings
             options: dict[str, Any] = {
                 "producer": "multi",
@@ -301,27 +346,36 @@ class CoreEngine:
             self._lanes = lanes
             self._started_ns = time.monotonic_ns()
             self._stopped_ns = 0
-            if s.switch_interval_us:
-                self._old_switch_interval = sys.getswitchinterval()
-                sys.setswitchinterval(s.switch_interval_us / 1e6)
-            for agent in self._agents.values():
-                self._start_agent(agent)
-            for p in self._processors:
-                if p.agents:
-                    p.start()
-            if s.gc_freeze:
-                gc.freeze()
-            self._monitor_stop.clear()
-            self._monitor = threading.Thread(
-                target=self._monitor_loop, name="mi-health", daemon=True
-            )
-            self._monitor.start()
+            try:
+                if s.switch_interval_us:
+                    self._old_switch_interval = sys.getswitchinterval()
+                    sys.setswitchinterval(s.switch_interval_us / 1e6)
+                for agent in self._agents.values():
+                    self._start_agent(agent)
+                for p in self._processors:
+                    if p.agents:
+                        p.start()
+                if s.gc_freeze:
+                    gc.freeze()
+                self._monitor_stop.clear()
+                self._monitor = threading.Thread(
+                    target=self._monitor_loop, name="mi-health", daemon=True
+                )
+                self._monitor.start()
+            except BaseException:  # leave a stopped engine, not a half-started one
+                self.stop()
+                raise
             # The hot path is the native call itself, bound once per start.
             self.__dict__["publish_message"] = lanes.native.publish
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop taking messages, let every processor handle everything published, stop the
         agents. Raises ``WaitTimeoutError`` if draining takes longer than ``timeout`` seconds."""
+        # The health monitor takes the engine lock for each check: end it before taking the lock.
+        self._monitor_stop.set()
+        monitor = self._monitor
+        if monitor is not None and monitor is not threading.current_thread():
+            monitor.join()
         with self._lock:
             lanes = self._lanes
             if lanes is None:
@@ -331,18 +385,18 @@ class CoreEngine:
             lanes.normal.shutdown()
             deadline = None if timeout is None else time.monotonic() + timeout
             late = []
+            for p in self._processors:  # all drain at once; then each gets the time left
+                p.request_stop(drain=True)
             for p in self._processors:
                 left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-                p.stop(drain=True, timeout=left)
+                p.join(left)
                 if p.running:
                     late.append(p.index)
-            self._monitor_stop.set()
-            if self._monitor is not None:
-                self._monitor.join()
-                self._monitor = None
+            self._monitor = None
             for agent in self._agents.values():
                 agent.stop()
             self._stopped_ns = time.monotonic_ns()
+            self._last_counts = lanes.native.counts()
             self._lanes = None
             if self._old_switch_interval is not None:
                 sys.setswitchinterval(self._old_switch_interval)
@@ -387,7 +441,9 @@ class CoreEngine:
         lanes = self._lanes
         if lanes is None:
             raise EngineError("apublish_message: the engine is not running; call start() first")
-        lane = lanes.priority if message.priority <= Priority.HIGH else lanes.normal
+        # Anything but a CoreMessage goes to the native call, which names its type.
+        priority = getattr(message, "priority", Priority.NORMAL)
+        lane = lanes.priority if priority <= Priority.HIGH else lanes.normal
         if lane.remaining_capacity() > 0:
             return int(lanes.native.publish(message))
         return int(await asyncio.to_thread(lanes.native.publish, message))
@@ -430,6 +486,10 @@ class CoreEngine:
             raise InvalidArgumentError(
                 f"publish_batch: array of dtype {batch.dtype}; expected market_intel.MESSAGE_DTYPE"
             )
+        if batch.ndim != 1:
+            raise InvalidArgumentError(
+                f"publish_batch: array of shape {batch.shape}; expected a one-dimensional array"
+            )
         n = len(batch)
         if n == 0:
             return 0
@@ -463,15 +523,29 @@ class CoreEngine:
 
     @staticmethod
     def _copy_in(ring: RingBuffer, records: np.ndarray) -> None:
+        """Copy records into a lane, chunk by chunk; stamp ``published_ns``, and an ``id`` and
+        ``created_ns`` where a row has none (0), as ``publish_message`` does for objects."""
+        from market_intel import messages
+
         capacity = ring.capacity
         for lo in range(0, len(records), capacity):
             part = records[lo : lo + capacity]
             if len(part) == 0:
                 continue
             with ring.claim(len(part)) as view:
-                view[:] = part
-                view["published_ns"] = time.time_ns()
+                # Whole records as raw bytes: one memcpy (a structured assignment would copy
+                # field by field, and the record's fields overlap).
+                view.view(_RAW_RECORD)[:] = np.ascontiguousarray(part).view(_RAW_RECORD)
+                now = time.time_ns()
+                view["published_ns"] = now
                 view["flags"] &= np.uint8(~FLAG_OBJECT & 0xFF)
+                missing = np.flatnonzero(view["id"] == 0)
+                if len(missing):
+                    # The process-wide message id counter, read at call time (a fork redraws it).
+                    ids = itertools.islice(messages._ids, len(missing))
+                    view["id"][missing] = np.fromiter(ids, np.uint64, len(missing))
+                created = view["created_ns"]
+                created[created == 0] = now
 
     # -- agents ---------------------------------------------------------------------------
 
@@ -525,15 +599,23 @@ class CoreEngine:
         out = []
         with self._lock:
             loads = {p.index: len(p.agents) for p in self._processors}
-            for i in range(instances):
-                route = Route.build(message_types, symbols, filter, (i, instances), key)
-                target = factory()
-                base = name or _agent_name(target)
-                affinity = min(loads, key=lambda k: (loads[k], (k - i) % len(loads)))
-                loads[affinity] += 1
-                out.append(
-                    self._register(target, f"{base}#{i}", agent_type, route, affinity, factory)
-                )
+            group = dict.fromkeys(loads, 0)  # instances of this group per processor
+            try:
+                for i in range(instances):
+                    route = Route.build(message_types, symbols, filter, (i, instances), key)
+                    target = factory()
+                    base = name or _agent_name(target)
+                    # Spread the group first (instances share the work), then by load.
+                    affinity = min(loads, key=lambda k: (group[k], loads[k], k))
+                    loads[affinity] += 1
+                    group[affinity] += 1
+                    out.append(
+                        self._register(target, f"{base}#{i}", agent_type, route, affinity, factory)
+                    )
+            except BaseException:  # all instances or none: a partial group would lose keys
+                for registered in out:
+                    self.unregister_agent(registered)
+                raise
         return tuple(out)
 
     def _register(
@@ -568,14 +650,23 @@ class CoreEngine:
             runtime.max_consecutive_errors = self.settings.max_consecutive_errors
             self._agents[runtime.id] = runtime
             processor = self._processors[index]
-            if self.running:
+            lanes = self._lanes
+            if lanes is not None:
                 self._start_agent(runtime)
+                # It receives what is published from now on, not the processor's backlog.
+                runtime.joined = (lanes.priority.cursor, lanes.normal.cursor)
+                if processor.running and processor._retiring:  # its last agent just left
+                    if threading.current_thread() is processor._thread:
+                        processor._retiring = False
+                    else:
+                        processor.join()
             processor.set_agents((*processor.agents, runtime))
-            if self.running and not processor.running:
+            if lanes is not None and not processor.running:
                 processor.start()
             return runtime.snapshot(processor.lag())
 
     def _start_agent(self, agent: _AgentRuntime) -> None:
+        agent.joined = None  # sequences start anew with each run's lanes
         try:
             agent.start()
         except Exception as e:
@@ -584,19 +675,34 @@ class CoreEngine:
             agent.failed_at_ns = time.monotonic_ns()
 
     def unregister_agent(self, agent: CoreAgent | int | str) -> CoreAgent:
-        """Remove an agent (also while running); returns its last record."""
+        """Remove an agent (also while running); returns its last record.
+
+        Once this returns the agent is not called again (a call in progress on its processor
+        is waited for, up to ``failure_timeout_ms``) and its ``on_stop`` has run. A processor
+        left without agents ends and stops gating the lanes.
+        """
         with self._lock:
             runtime = self._find(agent)
             processor = self._processors[runtime.processor]
             processor.set_agents(tuple(a for a in processor.agents if a is not runtime))
             del self._agents[runtime.id]
-            runtime.stop()
+            started = runtime.status in (
+                AgentStatus.RUNNING,
+                AgentStatus.DEGRADED,
+                AgentStatus.FAILED,
+            )
+            runtime.status = AgentStatus.STOPPED  # no delivery to it starts from now on
             if not processor.agents and processor.running:
-                if threading.current_thread() is processor._thread:
-                    processor._retiring = True
-                else:
-                    processor.retire()
-            return runtime.snapshot(0)
+                processor.request_stop(drain=False)  # it ends at its next loop
+        if threading.current_thread() is processor._thread:
+            runtime.cut_short()  # it unregistered itself (or a neighbour) mid-batch
+        else:
+            timeout = self.settings.failure_timeout_ms / 1000
+            if not processor.wait_not_in(runtime, timeout):
+                log.warning("unregister: agent %s still busy after %s s", runtime.name, timeout)
+        if started:  # on_stop once per on_start: not for an agent never started or stopped
+            runtime.stop()
+        return runtime.snapshot(0)
 
     def _find(self, agent: CoreAgent | int | str) -> _AgentRuntime:
         if isinstance(agent, CoreAgent):
@@ -614,6 +720,10 @@ class CoreEngine:
         runtime = self._find(agent)
         return runtime.snapshot(self._processors[runtime.processor].lag())
 
+    def agent_object(self, agent: CoreAgent | int | str) -> Any:
+        """The live agent object (a restart with a factory replaces it with a new one)."""
+        return self._find(agent).target
+
     def agents(self) -> tuple[CoreAgent, ...]:
         """Current records of every registered agent."""
         return tuple(
@@ -630,8 +740,8 @@ class CoreEngine:
         targets = (lanes.priority.cursor, lanes.normal.cursor)
         deadline = None if timeout is None else time.monotonic() + timeout
         for p in self._processors:
-            while p.running and p._pollers is not None:
-                prio, normal = p._pollers
+            while p.running and (pollers := p._pollers) is not None:
+                prio, normal = pollers
                 if prio.sequence >= targets[0] and normal.sequence >= targets[1]:
                     break
                 if deadline is not None and time.monotonic() > deadline:
@@ -710,8 +820,14 @@ class CoreEngine:
                 p = self._processors[agent.processor]
                 beat = max(p.last_beat_ns, agent.last_heartbeat_ns)
                 silent_ms = (now_wall - beat) / 1e6 if beat else 0.0
+                if not p.running and p.error is not None and agent.status != AgentStatus.FAILED:
+                    agent.status = AgentStatus.FAILED
+                    agent.failed_at_ns = now
+                    agent.last_error = f"processor {p.index} stopped on {p.error!r}"
                 if agent.active and p.running:
-                    if silent_ms > s.failure_timeout_ms:
+                    # Only the agent its processor is stuck in has failed; the others on that
+                    # processor are starved (DEGRADED) and would gain nothing from a restart.
+                    if silent_ms > s.failure_timeout_ms and p.current is agent:
                         agent.status = AgentStatus.FAILED
                         agent.failed_at_ns = now
                         agent.last_error = f"no heartbeat for {silent_ms:.0f} ms"
@@ -731,8 +847,7 @@ class CoreEngine:
                         try:
                             agent.restart()
                             log.info("agent %s restarted (%d)", agent.name, agent.restarts)
-                        except Exception as e:
-                            agent.restarts += 1
+                        except Exception as e:  # restart() counted it already
                             agent._failed(e, "restart")
                             agent.status = AgentStatus.FAILED
                             agent.failed_at_ns = now

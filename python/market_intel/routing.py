@@ -103,13 +103,24 @@ class Route:
             mask = m if mask is None else mask & m
         if self.partition is not None:
             index, count = self.partition
-            column = records["symbol"] if self.key == "symbol" else records["source"]
+            column = records["source"]
+            if self.key == "symbol":
+                # As ``CoreMessage.partition_key``: the symbol, or the source of a message
+                # without one (so object and vectorized instances split a stream alike).
+                symbols = records["symbol"]
+                column = np.where(symbols != b"", symbols, column)
             uniq, inverse = np.unique(column, return_inverse=True)
             parts = np.array([partition_of(bytes(u), count) for u in uniq], dtype=np.int64)
             m = parts[inverse] == index
             mask = m if mask is None else mask & m
         if self.predicate is not None:
-            m = np.asarray(self.predicate(records if mask is None else records[mask]), dtype=bool)
+            selected = records if mask is None else records[mask]
+            m = np.asarray(self.predicate(selected), dtype=bool)
+            if m.shape != (len(selected),):
+                raise InvalidArgumentError(
+                    f"filter: returned a mask of shape {m.shape} for {len(selected)} records; "
+                    f"expected a boolean array of shape ({len(selected)},)"
+                )
             if mask is None:
                 mask = m
             else:

@@ -144,7 +144,7 @@ def test_show_prints_toml_and_json() -> None:
     assert as_json.returncode == 0, as_json.stderr
     data = json.loads(as_json.stdout)
     assert EngineConfig.from_dict(data) == load_config(path, env={})
-    assert data["agents"]["summary"]["message_types"] == ["market_data", "control"]
+    assert data["agents"]["summary"]["message_types"] == ["market_data"]
 
 
 def test_show_without_a_file_prints_the_defaults_with_overrides() -> None:

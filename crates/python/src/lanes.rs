@@ -358,3 +358,29 @@ impl PyLatencyRecorder {
         self.recorder.reset();
     }
 }
+
+/// Call `handler(message)` for `messages[start:]` in order, stopping at the first exception.
+///
+/// Returns `(next, error)`: `next` is the index after the last message handed over (the
+/// failing one included), `error` the exception raised, or None when every call returned.
+/// The per-message loop of a `process_event` agent that takes every message.
+#[pyfunction]
+#[pyo3(signature = (handler, messages, start=0, /))]
+pub fn _deliver<'py>(
+    py: Python<'py>,
+    handler: &Bound<'py, PyAny>,
+    messages: &Bound<'py, PyList>,
+    start: usize,
+) -> (usize, Option<Bound<'py, PyAny>>) {
+    let mut i = start;
+    // The length is read each time: `cut_short` empties the list to end the loop early.
+    while i < messages.len() {
+        // `get_item` cannot fail for i < len; a list changed by the handler is re-measured.
+        let Ok(m) = messages.get_item(i) else { break };
+        i += 1;
+        if let Err(e) = handler.call1((m,)) {
+            return (i, Some(e.into_value(py).into_bound(py).into_any()));
+        }
+    }
+    (i, None)
+}

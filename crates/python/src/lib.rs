@@ -27,6 +27,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lanes::PyMessageLanes>()?;
     m.add_class::<lanes::PyLatencyRecorder>()?;
     m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
+    m.add_function(wrap_pyfunction!(lanes::_deliver, m)?)?;
     m.add("MAX_CONSUMERS", market_intel_core::MAX_CONSUMERS)?;
     Ok(())
 }
