@@ -167,8 +167,6 @@ def run(
         if not path.is_file():
             _fail(f"{path}: no such recording", 2)
     out = Console(soft_wrap=True, highlight=False, width=None if _terminal() else 132)
-    for note in config.notes:
-        out.print(f"note: {note}", markup=False, style="yellow")
     show = config.replay.progress if progress is None else progress
     with live_progress(out, enabled=show) as update:
         report = run_job(config, files=list(files) if files else None, speed=speed, progress=update)

@@ -140,6 +140,34 @@ class EngineSettings:
             raise InvalidArgumentError("; ".join(errors))
 
 
+def unused_settings(config: EngineConfig) -> tuple[str, ...]:
+    """Notes for configured values this version of the engine does not act on (nothing
+    configured is ignored silently): every value that differs from its default in the tables
+    for network endpoints and security, which no engine component serves yet, and settings
+    only other components use."""
+    from market_intel.config import NetworkConfig, SecurityConfig
+
+    notes = []
+    sections = (
+        ("core.network", config.core.network, NetworkConfig()),
+        ("security", config.security, SecurityConfig()),
+    )
+    for path, value, default in sections:
+        for name in value.__dataclass_fields__:
+            if getattr(value, name) != getattr(default, name):
+                notes.append(
+                    f"{path}.{name} = {getattr(value, name)!r}: not used: the engine serves no "
+                    "network endpoint yet"
+                )
+    performance = config.core.performance
+    if performance.busy_spin_cores:
+        notes.append(
+            f"core.performance.busy_spin_cores = {list(performance.busy_spin_cores)!r}: not used: "
+            "processors wait with core.wait_strategy and are pinned by core.thread_affinity"
+        )
+    return tuple(notes)
+
+
 class CoreEngineBuilder:
     """Build a ``CoreEngine`` step by step; every ``with_*`` returns the builder."""
 
@@ -231,7 +259,7 @@ class CoreEngineBuilder:
             huge_pages=core.memory.huge_pages,
             switch_interval_us=core.performance.switch_interval_us,
             gc_freeze=core.performance.gc_freeze,
-            notes=tuple(f"{n.path}: {n.reason}" for n in cfg.notes),
+            notes=tuple(f"{n.path}: {n.reason}" for n in cfg.notes) + unused_settings(cfg),
         )
 
     @property

@@ -9,6 +9,7 @@ summaries, and the engine's statistics.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ class JobReport:
     speed: float
     """0 for full speed, else the multiple of recorded speed."""
     engine: EngineStatistics
+    notes: tuple[str, ...]
+    """Configured values that do not apply here or that this version does not use."""
     summary: dict[tuple[str, str], SymbolStats] | None
     sequence: SequenceReport | None
     counter: CounterReport | None
@@ -79,6 +82,7 @@ class JobReport:
             "replay_s": self.replay_s,
             "frames_per_second": self.frames_per_second,
             "speed": self.speed,
+            "notes": list(self.notes),
             "engine": {
                 "messages_published": e.messages_published,
                 "messages_processed": e.messages_processed,
@@ -187,17 +191,29 @@ def run_job(
     decode_s = time.perf_counter() - t0
     engine = CoreEngineBuilder().with_config(config).with_profiling(True).build()
     total = len(records)
-    with engine:
-        if engine_ready is not None:
-            engine_ready(engine)
-        published = 0
-        start = time.perf_counter()
-        for batch in binance.replay(records, batch_size=replay.batch_size, speed=speed):
-            published += engine.publish_batch(batch)
-            if progress is not None:
-                progress(published, total)
-        engine.flush()
-        replay_s = time.perf_counter() - start
+    affinity = config.core.thread_affinity
+    pinned = None
+    if affinity.enabled and affinity.producer_core is not None:
+        pinned = os.sched_getaffinity(0)
+        try:
+            os.sched_setaffinity(0, {affinity.producer_core})
+        except OSError:
+            pinned = None  # a core this machine lacks: reported as a config note
+    try:
+        with engine:
+            if engine_ready is not None:
+                engine_ready(engine)
+            published = 0
+            start = time.perf_counter()
+            for batch in binance.replay(records, batch_size=replay.batch_size, speed=speed):
+                published += engine.publish_batch(batch)
+                if progress is not None:
+                    progress(published, total)
+            engine.flush()
+            replay_s = time.perf_counter() - start
+    finally:
+        if pinned is not None:
+            os.sched_setaffinity(0, pinned)
     summary = _find(engine, SymbolSummaryAgent)
     sequence = _find(engine, SequenceCheckAgent)
     counter = _find(engine, MarketDataCounterAgent)
@@ -208,6 +224,7 @@ def run_job(
         replay_s=replay_s,
         speed=speed,
         engine=engine.get_statistics(),
+        notes=engine.settings.notes,
         summary=summary.report() if summary else None,
         sequence=sequence.report() if sequence else None,
         counter=counter.report() if counter else None,

@@ -60,6 +60,8 @@ def _price(value: float) -> str:
 def print_report(console: Console, report: JobReport) -> None:
     """Print the summary of a replay."""
     e = report.engine
+    for note in report.notes:
+        console.print(f"note: {note}", markup=False, style="yellow")
     console.print()
     console.print(
         f"[bold]{report.frames:,}[/] frames from {len(report.files)} recording(s): "

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_binance_sample import PACKAGED, read_reference
-
 from market_intel.config import EngineConfig, example_config_path, load_config
 from market_intel.job import default_config, run_job
+from test_binance_sample import PACKAGED, read_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -134,3 +133,15 @@ def test_the_default_is_the_packaged_example_config() -> None:
     assert default_config() == load_config(example_config_path())
     assert isinstance(default_config(), EngineConfig)
     assert [a.name for a in default_config().agents] == ["summary", "sequence_check", "counter"]
+
+
+def test_values_the_engine_does_not_use_are_reported(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        "[core.network]\nmetrics_port = 9100\n[core.performance]\nbusy_spin_cores = [1]\n"
+        "[agents.counter]\ntype = 'market_data'\n"
+    )
+    done = run_cli("--config", str(cfg))
+    assert done.returncode == 0, done.stderr
+    assert "core.network.metrics_port = 9100: not used" in done.stdout
+    assert "core.performance.busy_spin_cores = [1]: not used" in done.stdout
