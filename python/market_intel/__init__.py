@@ -13,6 +13,7 @@ from market_intel._core import (
     monotonic_ns,
 )
 from market_intel.agent import AgentStatistics, BatchProcessor, CoreAgent, EventProcessor
+from market_intel.builder import CoreEngineBuilder, EngineSettings
 from market_intel.codec import from_records, market_data_array, records_to_message, to_records
 from market_intel.config import (
     AgentConfig,
@@ -30,7 +31,7 @@ from market_intel.config import (
     load_config,
 )
 from market_intel.disruptor import Disruptor, EventHandler, EventHandlerGroup
-from market_intel.engine import CoreEngine, CoreEngineBuilder, EngineSettings
+from market_intel.engine import CoreEngine
 from market_intel.enums import (
     AgentStatus,
     AgentType,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from market_intel import _core
 from market_intel.enums import AgentStatus, AgentType, MessageType
+from market_intel.errors import InvalidArgumentError
 from market_intel.routing import MessageBatch, Route, partition_of
 
 if TYPE_CHECKING:
@@ -341,3 +342,22 @@ class _AgentRuntime:
             vectorized=self.vectorized,
             restarts=self.restarts,
         )
+
+
+def _agent_name(agent: Any) -> str:
+    name = getattr(agent, "name", None)
+    if isinstance(name, str) and name:
+        return name
+    return type(agent).__name__
+
+
+def _agent_type(value: AgentType | str) -> AgentType:
+    if isinstance(value, AgentType):
+        return value
+    try:
+        return AgentType[str(value).upper()]
+    except KeyError:
+        names = ", ".join(t.name.lower() for t in AgentType)
+        raise InvalidArgumentError(
+            f"agent_type: {value!r} is not an AgentType; expected one of {names}"
+        ) from None

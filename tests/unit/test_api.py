@@ -15,6 +15,7 @@ from market_intel import _core
 ROOT = Path(__file__).resolve().parents[2]
 SUBMODULES = [
     "agent",
+    "builder",
     "codec",
     "config",
     "disruptor",
