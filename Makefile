@@ -34,7 +34,7 @@ run: build ## Run the main job: replay the packaged Binance sample through the e
 test: test-rust test-python ## Run every Rust and Python test
 
 test-rust: ## Rust unit, topology and stress tests
-	cargo test -p market-intel-core --release
+	cargo test -p market-intel-core -p market-intel-adapters --release
 
 test-python: build ## Python tests
 	$(PY) -m pytest -q

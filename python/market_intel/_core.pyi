@@ -18,7 +18,9 @@ __all__ = [
     "RingBuffer",
     "_LatencyRecorder",
     "_MessageLanes",
+    "_decode_binance",
     "_deliver",
+    "_load_binance",
     "monotonic_ns",
 ]
 
@@ -27,6 +29,12 @@ MAX_CONSUMERS: int
 def _deliver(
     handler: Callable[[Any], Any], messages: list[Any], start: int = 0, /
 ) -> tuple[int, BaseException | None]: ...
+def _decode_binance(
+    data: bytes, venue: str, symbol_hint: str | None, dtype: np.dtype[Any], /
+) -> npt.NDArray[np.void]: ...
+def _load_binance(
+    files: Sequence[tuple[str, str, str | None]], dtype: np.dtype[Any], /
+) -> npt.NDArray[np.void]: ...
 def monotonic_ns() -> int:
     """CLOCK_MONOTONIC in nanoseconds (the clock of ``time.monotonic_ns()``)."""
 

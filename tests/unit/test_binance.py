@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -259,6 +260,118 @@ def test_the_sample_decodes_as_json_and_float_read_it(path: Path) -> None:
                 assert math.isnan(got[name]), (name, line[:80])
             else:
                 assert got[name] == value, (name, line[:80])
+
+
+_FLOATS = ("bid", "ask", "bid_size", "ask_size", "last_price", "last_size", "volume")
+
+
+def _best_level(levels: list[list[str]], *, highest: bool) -> tuple[float, float]:
+    """The best price with a non-zero quantity and that quantity (the last level's, where
+    several share the price); NaN and NaN when there is none."""
+    price = size = math.nan
+    for p, q in levels:
+        level_price, level_size = float(p), float(q)
+        if level_size == 0:
+            continue
+        if math.isnan(price) or (level_price > price if highest else level_price < price):
+            price, size = level_price, level_size
+        elif level_price == price:
+            size = level_size
+    return price, size
+
+
+def _stdlib_row(line: bytes, venue: str, hint: str) -> dict[str, object]:
+    """Every field one line's record carries, from json and float() alone."""
+    ts, _, text = line.partition(b" ")
+    frame = json.loads(text)
+    row: dict[str, object] = {"receive_ns": int(ts), "venue": venue.encode()}
+    if "stream" not in frame:
+        row.update(kind=SNAPSHOT, symbol=(frame.get("symbol") or hint).upper().encode())
+        row.update(update_id=frame["lastUpdateId"], exchange_ns=frame.get("E", 0) * 1_000_000)
+        row["bid"], row["bid_size"] = _best_level(frame["bids"], highest=True)
+        row["ask"], row["ask_size"] = _best_level(frame["asks"], highest=False)
+        return row
+    data, stream = frame["data"], frame["stream"]
+    row.update(symbol=data["s"].upper().encode(), exchange_ns=data.get("E", 0) * 1_000_000)
+    if stream.endswith("@bookTicker"):
+        row.update(kind=QUOTE, update_id=data["u"], bid=float(data["b"]), ask=float(data["a"]))
+        row.update(bid_size=float(data["B"]), ask_size=float(data["A"]))
+    elif stream.endswith("@trade"):
+        row.update(kind=TRADE, update_id=data["t"], exchange_ns=data["T"] * 1_000_000)
+        row.update(last_price=float(data["p"]), last_size=float(data["q"]))
+    else:
+        row.update(kind=DEPTH, update_id=data["u"])
+        row["bid"], row["bid_size"] = _best_level(data["b"], highest=True)
+        row["ask"], row["ask_size"] = _best_level(data["a"], highest=False)
+    return row
+
+
+def _stdlib_records(rows: Sequence[Mapping[str, object]]) -> np.ndarray:
+    """``MESSAGE_DTYPE`` records of ``rows``, ids from 1, the constant fields set, floats a
+    row lacks NaN and every other byte 0."""
+    out = np.zeros(len(rows), dtype=MESSAGE_DTYPE)
+    out["id"] = range(1, len(rows) + 1)
+    out["type"] = MessageType.MARKET_DATA
+    out["priority"] = Priority.NORMAL
+    out["source"] = b"replay"
+    names = {name for row in rows for name in row}
+    for name in names:
+        default = math.nan if name in _FLOATS else 0
+        out[name] = [row.get(name, default) for row in rows]
+    for name in set(_FLOATS) - names:
+        out[name] = math.nan
+    return out
+
+
+def test_the_records_equal_a_stdlib_reading_byte_for_byte() -> None:
+    """Every byte of every record, per file and merged, equals a record built from what json
+    and float() read from the sample's lines (NaN included: the same quiet NaN bits)."""
+    everything: list[dict[str, object]] = []
+    for path in binance.sample_paths():
+        lines = gzip.decompress(path.read_bytes()).splitlines()
+        venue, hint = binance.venue_of(path), binance.symbol_of(path)
+        rows = [_stdlib_row(line, venue, hint) for line in lines]
+        got = binance.decode_frames(lines, venue=venue, symbol_hint=hint)
+        want = _stdlib_records(rows)
+        assert got.dtype == MESSAGE_DTYPE and len(got) == len(want) == len(lines)
+        if got.tobytes() != want.tobytes():
+            diff = np.frombuffer(got.tobytes(), np.uint8) != np.frombuffer(want.tobytes(), np.uint8)
+            row = int(np.flatnonzero(diff)[0]) // MESSAGE_DTYPE.itemsize
+            pytest.fail(f"{path.name} line {row + 1}: {got[row]} != {want[row]}")
+        everything.extend(rows)
+    merged = sorted(everything, key=lambda row: cast("int", row["receive_ns"]))  # stable
+    assert binance.load().tobytes() == _stdlib_records(merged).tobytes()
+
+
+def _write_recording(folder: Path, name: str, *lines: bytes) -> Path:
+    path = folder / name
+    path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    return path
+
+
+def test_load_breaks_receive_time_ties_by_file_order(tmp_path: Path) -> None:
+    quote = SPOT_QUOTE.split(b" ", 1)[1]
+    a = _write_recording(tmp_path, "spot_btcusdt_1.gz", b"5 " + quote, b"7 " + quote)
+    b = _write_recording(tmp_path, "usdm_btcusdt_1.gz", b"5 " + quote, b"6 " + quote)
+    merged = binance.load([b, a])
+    assert merged["receive_ns"].tolist() == [5, 5, 6, 7]
+    assert merged["venue"].tolist() == [b"binance-usdm", b"binance", b"binance-usdm", b"binance"]
+    assert merged["id"].tolist() == [1, 2, 3, 4]
+
+
+def test_load_names_the_file_and_line_that_fail(tmp_path: Path) -> None:
+    good = _write_recording(tmp_path, "spot_btcusdt_1.gz", SPOT_QUOTE)
+    bad = _write_recording(tmp_path, "cm_btcusd_perp_1.gz", SPOT_QUOTE, b"", b"12x4 {}")
+    with pytest.raises(MessageValidationError, match=r"cm_btcusd_perp_1\.gz: line 3: receive time"):
+        binance.load([good, bad])
+    with pytest.raises(FileNotFoundError, match=r"spot_ethusdt_1\.gz"):
+        binance.load([good, tmp_path / "spot_ethusdt_1.gz"])
+    broken = tmp_path / "usdm_ethusdt_1.gz"
+    broken.write_bytes(good.read_bytes()[:-6])
+    with pytest.raises(OSError, match=r"usdm_ethusdt_1\.gz"):
+        binance.load([broken])
+    with pytest.raises(InvalidArgumentError, match="prefix 'okx'"):
+        binance.load([tmp_path / "okx_btcusdt_1.gz"])
 
 
 def test_sample_paths_are_the_six_packaged_recordings() -> None:

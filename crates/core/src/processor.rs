@@ -210,17 +210,19 @@ impl<H: EventHandler> BatchEventProcessor<H> {
         let mut next = sequence.load(Ordering::Acquire) + 1;
         loop {
             let available = match self.control.state.load(Ordering::Acquire) {
-                RUNNING => match self.barrier.wait_for_up_to(next, next.saturating_add(self.max_batch - 1), self.timeout) {
-                    Ok(a) => a,
-                    Err(Error::Timeout { .. }) => {
-                        if let Err(f) = self.handler.on_timeout(next - 1) {
-                            self.ring.record_error(self.consumer);
-                            self.handler.on_error(&f, next, next - 1, 1);
+                RUNNING => {
+                    match self.barrier.wait_for_up_to(next, next.saturating_add(self.max_batch - 1), self.timeout) {
+                        Ok(a) => a,
+                        Err(Error::Timeout { .. }) => {
+                            if let Err(f) = self.handler.on_timeout(next - 1) {
+                                self.ring.record_error(self.consumer);
+                                self.handler.on_error(&f, next, next - 1, 1);
+                            }
+                            continue;
                         }
-                        continue;
+                        Err(_) => continue, // alerted: look at the new state
                     }
-                    Err(_) => continue, // alerted: look at the new state
-                },
+                }
                 DRAINING => {
                     let target = self.control.drain_target.load(Ordering::Acquire);
                     if next > target {

@@ -136,14 +136,15 @@ impl PyMessageLanes {
                 format!("message: {} is not a CoreMessage; expected a CoreMessage", msg.get_type().name()?),
             ));
         }
+        // Member offsets, only for an instance of exactly the message class.
         let fast = match self.slots {
-            // SAFETY (for the slot reads and the write below): the exact class was checked, so
-            // the offsets address its object members.
             Some(o) if msg.get_type().is(self.message_class.bind(py)) => Some(o),
             _ => None,
         };
         let n = &self.names;
         let read = |offset: Option<isize>, name: &Py<PyString>| -> PyResult<Bound<'_, PyAny>> {
+            // SAFETY: an offset is only given with `fast`, i.e. for an instance of exactly the
+            // class the offsets were read from, so it addresses one of its object members.
             match offset.and_then(|o| unsafe { slot_get(py, msg, o) }) {
                 Some(v) => Ok(v),
                 None => msg.getattr(name.bind(py)),
@@ -235,13 +236,17 @@ impl PyMessageLanes {
             flags: field_offset(py, &dtype, "flags", 1)?,
         };
         let mut masks = [0i64; 2];
-        for (i, (ring, objects)) in [(&priority, &priority_objects), (&normal, &normal_objects)].into_iter().enumerate() {
+        for (i, (ring, objects)) in [(&priority, &priority_objects), (&normal, &normal_objects)].into_iter().enumerate()
+        {
             let capacity = ring.get().ring.capacity();
             if objects.len() as i64 != capacity {
                 return Err(raise(
                     py,
                     "InvalidArgumentError",
-                    format!("lanes: object column of {} entries for a ring of {capacity}; expected equal", objects.len()),
+                    format!(
+                        "lanes: object column of {} entries for a ring of {capacity}; expected equal",
+                        objects.len()
+                    ),
                 ));
             }
             masks[i] = capacity - 1;

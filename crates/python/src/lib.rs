@@ -1,5 +1,6 @@
 //! The `market_intel._core` extension module: PyO3 glue over the pure-Rust core.
 
+mod binance;
 mod claim;
 mod consumer;
 mod errors;
@@ -28,6 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<lanes::PyLatencyRecorder>()?;
     m.add_function(wrap_pyfunction!(monotonic_ns, m)?)?;
     m.add_function(wrap_pyfunction!(lanes::_deliver, m)?)?;
+    binance::register(m)?;
     m.add("MAX_CONSUMERS", market_intel_core::MAX_CONSUMERS)?;
     Ok(())
 }
