@@ -163,9 +163,33 @@ class _Groups:
         self.fields = fields
         self.keys: list[tuple[Any, ...]] = []
         self._ids: dict[tuple[Any, ...], int] = {}
+        # The hashes seen so far, sorted, with their group ids and key bytes: a batch whose
+        # keys are all known is grouped by binary search instead of a sort.
+        self._digests = np.zeros(0, dtype=np.uint64)
+        self._digest_ids = np.zeros(0, dtype=np.intp)
+        self._digest_keys = np.zeros((0, 0), dtype=np.uint8)
 
     def ids(self, rows: Records) -> NDArray[np.intp]:
         """Return each row's group id, adding the keys not seen before."""
+        key_bytes, digest = self._hash(rows)
+        known = self._digests
+        if len(known):
+            pos = np.minimum(np.searchsorted(known, digest), len(known) - 1)
+            if (known[pos] == digest).all() and (self._digest_keys[pos] == key_bytes).all():
+                return self._digest_ids[pos]
+        dense = self._ids_by_sorting(rows, key_bytes, digest)
+        merged = np.concatenate([known, digest])
+        _, first = np.unique(merged, return_index=True)
+        all_keys = np.concatenate([self._digest_keys.reshape(-1, key_bytes.shape[1]), key_bytes])
+        all_ids = np.concatenate([self._digest_ids, dense])
+        self._digests, self._digest_keys, self._digest_ids = (
+            merged[first],
+            all_keys[first],
+            all_ids[first],
+        )
+        return dense
+
+    def _hash(self, rows: Records) -> tuple[NDArray[np.uint8], NDArray[np.uint64]]:
         n = len(rows)
         columns = [np.ascontiguousarray(rows[f]).view(np.uint8).reshape(n, -1) for f in self.fields]
         width = sum(c.shape[1] for c in columns)
@@ -175,6 +199,12 @@ class _Groups:
         digest = np.zeros(n, dtype=np.uint64)
         for column in words.T:
             digest = (digest ^ column) * _MIX
+        return key_bytes, digest
+
+    def _ids_by_sorting(
+        self, rows: Records, key_bytes: NDArray[np.uint8], digest: NDArray[np.uint64]
+    ) -> NDArray[np.intp]:
+        n = len(rows)
         _, first, inverse = np.unique(digest, return_index=True, return_inverse=True)
         if not (key_bytes == key_bytes[first[inverse]]).all():  # a hash collision
             void = key_bytes.view(f"V{key_bytes.shape[1]}").reshape(n)
