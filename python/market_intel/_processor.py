@@ -20,7 +20,6 @@ import numpy as np
 import numpy.typing as npt
 
 from market_intel import _core
-from market_intel.enums import AgentStatus
 from market_intel.errors import AlertedError
 from market_intel.records import FLAG_OBJECT
 from market_intel.routing import MessageBatch
@@ -332,11 +331,3 @@ class Processor:
         self.agents = agents
         for a in agents:
             a.core = self.core
-
-
-def status_counts(agents: tuple[_AgentRuntime, ...]) -> dict[AgentStatus, int]:
-    """How many agents are in each status."""
-    out = dict.fromkeys(AgentStatus, 0)
-    for a in agents:
-        out[a.status] += 1
-    return out

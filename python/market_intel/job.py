@@ -27,7 +27,6 @@ from market_intel.agents.market_data import (
 )
 from market_intel.config import EngineConfig, example_config_path, load_config
 from market_intel.engine import CoreEngine, CoreEngineBuilder
-from market_intel.enums import MarketDataKind
 from market_intel.statistics import EngineStatistics
 from market_intel.summary import SequenceReport, SymbolStats
 
@@ -230,5 +229,3 @@ def run_job(
         counter=counter.report() if counter else None,
     )
 
-
-KIND_NAMES = {k: k.name.lower() for k in MarketDataKind}
