@@ -40,6 +40,7 @@ from market_intel.enums import AgentStatus, AgentType, MessageType, Priority
 from market_intel.errors import (
     AgentNotFoundError,
     EngineError,
+    InsufficientCapacity,
     InvalidArgumentError,
     WaitTimeoutError,
 )
@@ -250,12 +251,12 @@ class CoreEngine:
         lanes = self._lanes
         if lanes is None:
             raise EngineError("apublish_message: the engine is not running; call start() first")
-        # Anything but a CoreMessage goes to the native call, which names its type.
-        priority = getattr(message, "priority", Priority.NORMAL)
-        lane = lanes.priority if priority <= Priority.HIGH else lanes.normal
-        if lane.remaining_capacity() > 0:
-            return int(lanes.native.publish(message))
-        return int(await asyncio.to_thread(lanes.native.publish, message))
+        # The native call names the type of anything but a CoreMessage. A full lane never
+        # blocks the event loop: the waiting publish runs in a worker thread.
+        try:
+            return int(lanes.native.try_publish(message))
+        except InsufficientCapacity:
+            return int(await asyncio.to_thread(lanes.native.publish, message))
 
     async def apublish_batch(self, batch: Sequence[CoreMessage] | np.ndarray) -> int:
         """``publish_batch()`` off the event loop."""

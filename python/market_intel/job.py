@@ -228,4 +228,3 @@ def run_job(
         sequence=sequence.report() if sequence else None,
         counter=counter.report() if counter else None,
     )
-

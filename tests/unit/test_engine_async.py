@@ -105,3 +105,26 @@ def test_apublish_into_a_full_lane_waits_without_blocking_the_event_loop(
             assert agent.update_ids() == list(range(full + 1))
 
     asyncio.run(main())
+
+
+def test_the_native_try_publish_refuses_a_full_lane_and_publishes_nothing() -> None:
+    """What ``apublish_message`` relies on to never block the event loop."""
+    e = mi.CoreEngineBuilder().with_processors(1).with_buffer_size(8).build()
+    agent = GatedRecorder()
+    e.register_agent(agent)
+    with e:
+        assert e._lanes is not None
+        native, lane = e._lanes.native, e._lanes.normal
+        native.try_publish(quote(i=0))
+        agent.gate.wait_entered()
+        i = 1
+        while lane.remaining_capacity() > 0:
+            assert native.try_publish(quote(i=i)) == i
+            i += 1
+        cursor = lane.cursor
+        with pytest.raises(mi.InsufficientCapacity):
+            native.try_publish(quote(i=i))
+        assert lane.cursor == cursor  # nothing claimed, nothing published
+        agent.gate.release()
+        e.flush(TIMEOUT)
+    assert agent.update_ids() == list(range(i))

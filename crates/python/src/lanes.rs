@@ -128,7 +128,7 @@ impl PyMessageLanes {
         let _ = py;
     }
 
-    fn publish_one(&self, py: Python<'_>, msg: &Bound<'_, PyAny>) -> PyResult<i64> {
+    fn publish_one(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, wait: bool) -> PyResult<i64> {
         if !msg.is_instance(self.message_class.bind(py))? {
             return Err(raise(
                 py,
@@ -181,7 +181,7 @@ impl PyMessageLanes {
         }
         let lane = self.lane_of(priority);
         let ring = self.lanes[lane].get();
-        let seq = ring.claim_seq(py, 1, true, None)?;
+        let seq = ring.claim_seq(py, 1, wait, None)?;
         let o = self.offsets;
         // SAFETY: `seq` is claimed by this producer and unpublished, so its slot is ours to write;
         // every offset lies inside the slot (checked against the dtype at construction).
@@ -281,7 +281,14 @@ impl PyMessageLanes {
     /// Publish one message into its lane; returns its sequence in that lane.
     #[pyo3(signature = (message, /))]
     fn publish(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<i64> {
-        self.publish_one(py, message)
+        self.publish_one(py, message, true)
+    }
+
+    /// Publish one message if its lane has a free slot now; else raise InsufficientCapacity
+    /// (nothing is published).
+    #[pyo3(signature = (message, /))]
+    fn try_publish(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<i64> {
+        self.publish_one(py, message, false)
     }
 
     /// Publish messages in order; returns how many.
@@ -289,7 +296,7 @@ impl PyMessageLanes {
     fn publish_many(&self, py: Python<'_>, messages: &Bound<'_, PyAny>) -> PyResult<usize> {
         let mut n = 0;
         for m in messages.try_iter()? {
-            self.publish_one(py, &m?)?;
+            self.publish_one(py, &m?, true)?;
             n += 1;
         }
         Ok(n)
