@@ -120,10 +120,7 @@ def _engine(**options: Any) -> Any:
 
     b = CoreEngineBuilder().with_processors(options.pop("processors", 1))
     for key, value in options.items():
-        if key == "switch_interval_us":
-            b._set(switch_interval_us=value)
-        else:
-            b = getattr(b, f"with_{key}")(value)
+        b = getattr(b, f"with_{key}")(value)
     return b.build()
 
 
@@ -298,7 +295,7 @@ def kill_switch_fast_switch(samples: int) -> dict[str, float]:
     """Kill switch as CRITICAL, with Python's thread switch interval at 0.1 ms."""
     from market_intel import Priority
 
-    return _kill_switch(samples, Priority.CRITICAL, switch_interval_us=100)
+    return _kill_switch(samples, Priority.CRITICAL, switch_interval=100)
 
 
 def kill_switch_baseline(samples: int) -> dict[str, float]:

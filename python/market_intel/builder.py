@@ -69,6 +69,7 @@ class EngineSettings:
             "restart_backoff_ms": 1,
             "restart_backoff_max_ms": 1,
             "max_restarts": 0,
+            "switch_interval_us": 0,
         }
         ints = {}
         for name, low in minimum.items():
@@ -79,6 +80,8 @@ class EngineSettings:
                 errors.append(f"processors: {v} is out of range; expected 1..64")
             elif name.endswith("buffer_size") and (v < 8 or v & (v - 1)):
                 errors.append(f"{name}: {v} is not a power of two >= 8")
+            elif name == "switch_interval_us" and not 0 <= v <= 1_000_000:
+                errors.append(f"switch_interval_us: {v} is out of range; expected 0..1000000")
             elif v < low:
                 errors.append(f"{name}: {v} is below {low}; expected >= {low}")
             else:
@@ -171,6 +174,10 @@ class CoreEngineBuilder:
     def with_max_batch(self, max_batch: int) -> Self:
         """Normal-lane messages a processor handles before it looks at the priority lane."""
         return self._set(max_batch=max_batch)
+
+    def with_switch_interval(self, microseconds: int) -> Self:
+        """Python's thread switch interval while the engine runs (0 leaves it alone)."""
+        return self._set(switch_interval_us=microseconds)
 
     def with_health(self, **options: int | bool) -> Self:
         """Health settings: heartbeat_interval_ms, heartbeat_timeout_ms, failure_timeout_ms,

@@ -98,8 +98,8 @@ class CoreEngine:
         self._monitor_stop = threading.Event()
         self._started_ns = 0
         self._stopped_ns = 0
-        self._published_records = 0
         self._peak_utilization = 0.0
+        self._last_counts: list[int] = [0] * 8
         self._old_switch_interval: float | None = None
         self._make_processors()
 
@@ -328,7 +328,6 @@ class CoreEngine:
         counts = np.bincount(types, minlength=8)
         for t in np.flatnonzero(counts).tolist():
             lanes.native.add_count(t, int(counts[t]))
-        self._published_records += n
         return n
 
     @staticmethod
@@ -570,12 +569,11 @@ class CoreEngine:
         utilization = 0.0
         if lanes is not None:
             counts = lanes.native.counts()
-            self._last_counts = counts
             n = lanes.normal
             utilization = 1.0 - n.remaining_capacity() / n.capacity if self._any_consumer() else 0.0
             self._peak_utilization = max(self._peak_utilization, utilization)
         else:
-            counts = getattr(self, "_last_counts", [0] * 8)
+            counts = self._last_counts
         for t in MessageType:
             by_type[t] = int(counts[int(t)])
         published = sum(by_type.values())

@@ -666,3 +666,15 @@ def test_four_producer_threads_lose_and_duplicate_nothing() -> None:
         assert mine == [producer * 1_000_000 + i for i in range(per_thread)]  # in its order
     assert b.records["update_id"].tolist() == ids  # both processors saw one order
     assert e.get_statistics().messages_published == 4 * per_thread
+
+
+def test_the_switch_interval_applies_while_the_engine_runs() -> None:
+    import sys
+
+    before = sys.getswitchinterval()
+    e = mi.CoreEngineBuilder().with_processors(1).with_switch_interval(250).build()
+    with e:
+        assert sys.getswitchinterval() == pytest.approx(250e-6)
+    assert sys.getswitchinterval() == before
+    with pytest.raises(mi.InvalidArgumentError, match=r"switch_interval_us: -1 is out of range"):
+        mi.CoreEngineBuilder().with_switch_interval(-1).build()

@@ -5,6 +5,7 @@
 //! and return a new array of that dtype, allocated once at its final size and filled in place.
 
 use crate::errors::raise;
+use crate::views::field_offset;
 use market_intel_adapters::binance::{read_recordings, Recording, RecordingFile, Replay, ReplayError};
 use market_intel_adapters::{DecodeError, LoadError, RecordLayout};
 use numpy::{PyArray1, PyArrayDescr, PyArrayDescrMethods, PyArrayMethods};
@@ -76,25 +77,7 @@ fn threads() -> usize {
 
 /// The offsets of the fields the adapter writes, from a structured dtype.
 fn record_layout(py: Python<'_>, dtype: &Bound<'_, PyArrayDescr>) -> PyResult<RecordLayout> {
-    let field = |name: &str, kind: u8, size: usize| -> PyResult<usize> {
-        let mismatch = |found: String| {
-            raise(
-                py,
-                "DtypeMismatchError",
-                format!("record dtype: field '{name}' {found}; expected {}{size}", kind as char),
-            )
-        };
-        let fields = dtype.getattr("fields")?;
-        let entry = fields.get_item(name).map_err(|_| mismatch("is missing".into()))?;
-        let field_dtype = entry.get_item(0)?.cast_into::<PyArrayDescr>()?;
-        if field_dtype.kind() != kind
-            || field_dtype.itemsize() != size
-            || field_dtype.is_native_byteorder() == Some(false)
-        {
-            return Err(mismatch(format!("is {}", field_dtype.str()?)));
-        }
-        entry.get_item(1)?.extract()
-    };
+    let field = |name: &str, kind: u8, size: usize| field_offset(py, dtype, "record dtype", name, kind, size);
     let layout = RecordLayout {
         size: dtype.itemsize(),
         id: field("id", b'u', 8)?,

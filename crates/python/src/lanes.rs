@@ -13,6 +13,7 @@
 use crate::consumer::PyEventPoller;
 use crate::errors::raise;
 use crate::ring::PyRingBuffer;
+use crate::views::field_offset;
 use market_intel_core::{realtime_ns, LatencyRecorder};
 use numpy::{PyArrayDescr, PyArrayDescrMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
@@ -99,33 +100,16 @@ pub struct PyMessageLanes {
     waiters: Mutex<Vec<Py<PyEventPoller>>>,
 }
 
-fn field_offset(py: Python<'_>, dtype: &Bound<'_, PyArrayDescr>, name: &str, size: usize) -> PyResult<usize> {
-    let fields = dtype.getattr("fields")?;
-    let entry = fields.get_item(name).map_err(|_| {
-        raise(py, "DtypeMismatchError", format!("lane dtype: no field '{name}'; expected the engine's message dtype"))
-    })?;
-    let field_dtype = entry.get_item(0)?.cast_into::<PyArrayDescr>()?;
-    if field_dtype.itemsize() != size {
-        return Err(raise(
-            py,
-            "DtypeMismatchError",
-            format!("lane dtype: field '{name}' has {} bytes; expected {size}", field_dtype.itemsize()),
-        ));
-    }
-    entry.get_item(1)?.extract()
-}
-
 impl PyMessageLanes {
     fn lane_of(&self, priority: u8) -> usize {
         usize::from(priority > PRIORITY_LANE_MAX)
     }
 
-    fn alert_waiters(&self, py: Python<'_>) {
+    fn alert_waiters(&self) {
         let waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
         for w in waiters.iter() {
             w.get().alert_barrier();
         }
-        let _ = py;
     }
 
     fn publish_one(&self, py: Python<'_>, msg: &Bound<'_, PyAny>, wait: bool) -> PyResult<i64> {
@@ -155,7 +139,11 @@ impl PyMessageLanes {
         let id: u64 = read(fast.map(|o| o.id), &n.id)?.extract()?;
         let created: i64 = read(fast.map(|o| o.created_ns), &n.created_ns)?.extract()?;
         if ty == 0 || usize::from(ty) >= TYPE_SLOTS {
-            return Err(raise(py, "MessageValidationError", format!("CoreMessage.type: {ty} is not a MessageType")));
+            return Err(raise(
+                py,
+                "MessageValidationError",
+                format!("CoreMessage.type: {ty} is not a MessageType; expected 1..{}", TYPE_SLOTS - 1),
+            ));
         }
         let now = realtime_ns();
         let stamp = now.into_pyobject(py)?;
@@ -205,7 +193,7 @@ impl PyMessageLanes {
         ring.publish_seq(seq, seq);
         self.counts[usize::from(ty)].fetch_add(1, Ordering::Relaxed);
         if lane == 0 {
-            self.alert_waiters(py);
+            self.alert_waiters();
         }
         Ok(seq)
     }
@@ -227,13 +215,16 @@ impl PyMessageLanes {
         if !dtype.is_equiv_to(&other) {
             return Err(raise(py, "DtypeMismatchError", "lanes: the two rings have different dtypes; expected one"));
         }
+        let field = |d: &Bound<'_, PyArrayDescr>, name: &str, kind: u8, size: usize| {
+            field_offset(py, d, "lane dtype", name, kind, size)
+        };
         let offsets = Offsets {
-            id: field_offset(py, &dtype, "id", 8)?,
-            created_ns: field_offset(py, &dtype, "created_ns", 8)?,
-            published_ns: field_offset(py, &dtype, "published_ns", 8)?,
-            type_: field_offset(py, &dtype, "type", 1)?,
-            priority: field_offset(py, &dtype, "priority", 1)?,
-            flags: field_offset(py, &dtype, "flags", 1)?,
+            id: field(&dtype, "id", b'u', 8)?,
+            created_ns: field(&dtype, "created_ns", b'i', 8)?,
+            published_ns: field(&dtype, "published_ns", b'i', 8)?,
+            type_: field(&dtype, "type", b'u', 1)?,
+            priority: field(&dtype, "priority", b'u', 1)?,
+            flags: field(&dtype, "flags", b'u', 1)?,
         };
         let mut masks = [0i64; 2];
         for (i, (ring, objects)) in [(&priority, &priority_objects), (&normal, &normal_objects)].into_iter().enumerate()
@@ -325,8 +316,8 @@ impl PyMessageLanes {
     }
 
     /// Alert every registered poller (to make idle processors look at their state).
-    fn alert_all(&self, py: Python<'_>) {
-        self.alert_waiters(py);
+    fn alert_all(&self) {
+        self.alert_waiters();
     }
 }
 

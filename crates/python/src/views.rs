@@ -54,3 +54,31 @@ pub fn array_data(arr: &Bound<'_, numpy::PyUntypedArray>) -> *mut u8 {
     // SAFETY: `arr` is a live ndarray; reading its data pointer field is always valid.
     unsafe { (*arr.as_array_ptr()).fields.data as *mut u8 }
 }
+
+/// The byte offset of field `name` of a structured dtype, checked to be of numpy kind `kind`
+/// (`b'u'`, `b'i'`, `b'f'`, `b'S'`), `size` bytes and native byte order. `what` names the
+/// dtype in the `DtypeMismatchError` raised otherwise.
+pub fn field_offset(
+    py: Python<'_>,
+    dtype: &Bound<'_, PyArrayDescr>,
+    what: &str,
+    name: &str,
+    kind: u8,
+    size: usize,
+) -> PyResult<usize> {
+    let mismatch = |found: String| {
+        crate::errors::raise(
+            py,
+            "DtypeMismatchError",
+            format!("{what}: field '{name}' {found}; expected {}{size}", kind as char),
+        )
+    };
+    let fields = dtype.getattr("fields")?;
+    let entry = fields.get_item(name).map_err(|_| mismatch("is missing".into()))?;
+    let field_dtype = entry.get_item(0)?.cast_into::<PyArrayDescr>()?;
+    if field_dtype.kind() != kind || field_dtype.itemsize() != size || field_dtype.is_native_byteorder() == Some(false)
+    {
+        return Err(mismatch(format!("is {}", field_dtype.str()?)));
+    }
+    entry.get_item(1)?.extract()
+}

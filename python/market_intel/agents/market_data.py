@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 
 from market_intel.enums import MarketDataKind, MessageType
 from market_intel.routing import MessageBatch
-from market_intel.summary import SequenceCheck, SequenceReport, SymbolStats, SymbolSummary
+from market_intel.summary import (
+    SequenceCheck,
+    SequenceReport,
+    SymbolStats,
+    SymbolSummary,
+    _Groups,
+)
 
 __all__ = [
     "CounterReport",
@@ -40,36 +45,6 @@ class CounterReport:
     crossed_quotes: int
 
 
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _keys16(column: np.ndarray) -> np.ndarray:
-    """One uint64 per 16-byte string (its two halves mixed): equal strings, equal keys."""
-    words = np.ascontiguousarray(column).view(np.uint64).reshape(-1, 2)
-    return words[:, 0] ^ (words[:, 1] * _MIX)
-
-
-def _value_counts(column: np.ndarray, known: dict[int, bytes]) -> dict[bytes, int]:
-    """Counts of each value of a 16-byte string column: compare keys with those seen before
-    (one vectorized comparison each), sort only what is new."""
-    keys = _keys16(column)
-    out: dict[bytes, int] = {}
-    rest = np.ones(len(keys), dtype=bool)
-    for key, value in known.items():
-        hit = keys == np.uint64(key)
-        n = int(np.count_nonzero(hit))
-        if n:
-            out[value] = n
-            rest &= ~hit
-    if rest.any():
-        new_keys, first, counts = np.unique(keys[rest], return_index=True, return_counts=True)
-        values = column[rest][first]
-        for k, v, c in zip(new_keys.tolist(), values.tolist(), counts.tolist(), strict=True):
-            known[int(k)] = v
-            out[v] = out.get(v, 0) + c
-    return out
-
-
 class MarketDataCounterAgent:
     """Count market data by kind and venue, and count crossed quotes."""
 
@@ -80,8 +55,8 @@ class MarketDataCounterAgent:
         self._batches = 0
         self._crossed = 0
         self._kinds = np.zeros(256, dtype=np.int64)
-        self._venues: Counter[bytes] = Counter()
-        self._venue_keys: dict[int, bytes] = {}
+        self._venues = _Groups(("venue",))
+        self._venue_counts = np.zeros(0, dtype=np.int64)
 
     def process_batch(self, batch: MessageBatch) -> None:
         """Count one batch (columns only: no row is copied)."""
@@ -92,8 +67,10 @@ class MarketDataCounterAgent:
         kinds = records["kind"][md]
         self._market_data += len(kinds)
         self._kinds += np.bincount(kinds, minlength=256)
-        for venue, n in _value_counts(records["venue"][md], self._venue_keys).items():
-            self._venues[venue] += n
+        ids = self._venues.ids(records)[md]
+        counts = np.bincount(ids, minlength=len(self._venues.keys))
+        self._venue_counts = np.pad(self._venue_counts, (0, len(counts) - len(self._venue_counts)))
+        self._venue_counts += counts
         quote = md & (records["kind"] == MarketDataKind.QUOTE)
         self._crossed += int(np.count_nonzero(records["bid"][quote] > records["ask"][quote]))
 
@@ -103,7 +80,11 @@ class MarketDataCounterAgent:
             messages=self._messages,
             market_data=self._market_data,
             by_kind={k: int(self._kinds[k]) for k in MarketDataKind},
-            by_venue={v.decode(): n for v, n in sorted(self._venues.items())},
+            by_venue={
+                key[0].decode(): int(n)
+                for key, n in sorted(zip(self._venues.keys, self._venue_counts, strict=True))
+                if n
+            },
             batches=self._batches,
             crossed_quotes=self._crossed,
         )
