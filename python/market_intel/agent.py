@@ -3,7 +3,10 @@ reports, and the runtime state the engine keeps per agent.
 
 An agent is any object with a ``name`` and either ``process_event(message)`` (called once per
 message, in order) or ``process_batch(batch)`` (called once per batch with a ``MessageBatch``
-whose records read as numpy columns). Optional hooks: ``on_start()`` and ``on_stop()``.
+whose records read as numpy columns). Optional hooks: ``on_start()`` and ``on_stop()``; and
+for agents that publish (feeds, replays) ``on_running()``, called once the engine takes
+messages (start publishing there), and ``on_drain()``, called by ``CoreEngine.stop`` before
+the lanes close (return once the last message is published).
 
 Lifecycle::
 
@@ -155,6 +158,26 @@ class _AgentRuntime:
         self.status = AgentStatus.RUNNING
         self.last_heartbeat_ns = time.time_ns()
 
+    def running(self) -> None:
+        """Call the agent's ``on_running`` (if any): the engine takes messages now."""
+        hook = getattr(self.target, "on_running", None)
+        if hook is not None and self.status in (AgentStatus.RUNNING, AgentStatus.DEGRADED):
+            try:
+                hook()
+            except Exception as e:
+                self._failed(e, "on_running")
+                self.status = AgentStatus.FAILED
+                self.failed_at_ns = time.monotonic_ns()
+
+    def drain(self) -> None:
+        """Call the agent's ``on_drain`` (if any): a producing agent stops publishing."""
+        hook = getattr(self.target, "on_drain", None)
+        if hook is not None:
+            try:
+                hook()
+            except Exception:
+                log.exception("agent %s: on_drain raised", self.name)
+
     def stop(self) -> None:
         """Call the agent's ``on_stop`` (if any) and mark it stopped."""
         hook = getattr(self.target, "on_stop", None)
@@ -178,6 +201,7 @@ class _AgentRuntime:
             self.target = self.factory()
             self.vectorized = hasattr(self.target, "process_batch")
         self.start()
+        self.running()
 
     @property
     def active(self) -> bool:

@@ -165,6 +165,11 @@ class CoreEngine:
                 for p in self._processors:
                     if p.agents:
                         p.start()
+                # The hot path is the native call itself, bound once per start.
+                self.__dict__["publish_message"] = lanes.native.publish
+                self.__dict__["try_publish_message"] = lanes.native.try_publish
+                for agent in self._agents.values():  # producing agents may publish now
+                    agent.running()
                 if s.gc_freeze:
                     gc.freeze()
                 self._monitor_stop.clear()
@@ -175,8 +180,6 @@ class CoreEngine:
             except BaseException:  # leave a stopped engine, not a half-started one
                 self.stop()
                 raise
-            # The hot path is the native call itself, bound once per start.
-            self.__dict__["publish_message"] = lanes.native.publish
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop taking messages, let every processor handle everything published, stop the
@@ -186,11 +189,17 @@ class CoreEngine:
         monitor = self._monitor
         if monitor is not None and monitor is not threading.current_thread():
             monitor.join()
+        if self._lanes is not None:
+            # Producing agents (feeds, replays) stop first and publish what they hold, while
+            # the lanes still take messages; the drain below then handles all of it.
+            for agent in list(self._agents.values()):
+                agent.drain()
         with self._lock:
             lanes = self._lanes
             if lanes is None:
                 return
             self.__dict__.pop("publish_message", None)
+            self.__dict__.pop("try_publish_message", None)
             lanes.priority.shutdown()
             lanes.normal.shutdown()
             deadline = None if timeout is None else time.monotonic() + timeout
@@ -282,6 +291,16 @@ class CoreEngine:
         While the engine runs this attribute is the native publisher itself (no Python frame).
         """
         raise EngineError("publish_message: the engine is not running; call start() first")
+
+    def try_publish_message(self, message: CoreMessage) -> int:
+        """Publish one message if its lane has room; returns its sequence in its lane.
+
+        Raises:
+            InsufficientCapacity: the lane is full (nothing was published).
+
+        While the engine runs this attribute is the native publisher itself (no Python frame).
+        """
+        raise EngineError("try_publish_message: the engine is not running; call start() first")
 
     def publish_batch(self, batch: Sequence[CoreMessage] | np.ndarray) -> int:
         """Publish many messages: a sequence of ``CoreMessage`` or a numpy array of
@@ -472,6 +491,8 @@ class CoreEngine:
             processor.set_agents((*processor.agents, runtime))
             if lanes is not None and not processor.running:
                 processor.start()
+            if lanes is not None:
+                runtime.running()
             return runtime.snapshot(processor.lag())
 
     def _start_agent(self, agent: _AgentRuntime) -> None:

@@ -11,6 +11,7 @@ The tree::
     │   ├── BatchTooLargeError                  a batch larger than the ring
     │   ├── LayoutMismatchError                 attaching to a segment whose layout differs
     │   ├── MessageValidationError              a message or payload field out of its domain
+    │   ├── MalformedFrameError                 a venue frame or tick row that cannot be read
     │   └── ConfigError                         configuration violations, all of them at once
     ├── InsufficientCapacity                    try_publish on a full ring
     ├── RingClosedError (RuntimeError)          publishing after shutdown
@@ -26,8 +27,13 @@ The tree::
     ├── TooManyConsumersError                   all consumer slots taken
     ├── HandlerError                            a handler raised and its processor halted;
     │                                           the handler's exception is the __cause__
-    └── EngineError (RuntimeError)              an engine call out of its lifecycle
-        └── AgentNotFoundError (KeyError)       no agent has that id or name
+    ├── EngineError (RuntimeError)              an engine call out of its lifecycle
+    │   └── AgentNotFoundError (KeyError)       no agent has that id or name
+    ├── FeedError (ConnectionError)             a feed connection failed past its retry budget
+    ├── FixSessionError (RuntimeError)          a FIX session broke its protocol or was refused
+    ├── JournalError (OSError)                  the journal could not be opened or written
+    │   └── JournalCorruptionError              a record failed its checksum before the tail
+    └── StorageError (RuntimeError)             the columnar archive or its query failed
 
 MemoryOptionWarning is issued when a memory option (huge pages, mlock) falls back.
 """
@@ -43,10 +49,15 @@ __all__ = [
     "ConsumerFailedError",
     "DtypeMismatchError",
     "EngineError",
+    "FeedError",
+    "FixSessionError",
     "HandlerError",
     "InsufficientCapacity",
     "InvalidArgumentError",
+    "JournalCorruptionError",
+    "JournalError",
     "LayoutMismatchError",
+    "MalformedFrameError",
     "MarketIntelError",
     "MemoryOptionWarning",
     "MessageValidationError",
@@ -57,6 +68,7 @@ __all__ = [
     "SegmentNotFoundError",
     "SharedMemoryError",
     "StaleSegmentError",
+    "StorageError",
     "TooManyConsumersError",
     "WaitTimeoutError",
 ]
@@ -89,6 +101,23 @@ class LayoutMismatchError(InvalidArgumentError):
 class MessageValidationError(InvalidArgumentError):
     """A message or payload field is outside its domain (the message names field, value and
     what was expected)."""
+
+
+class MalformedFrameError(InvalidArgumentError):
+    """A venue frame, FIX message or tick-file row that cannot be read.
+
+    ``venue``, ``field`` and ``value`` say where; the message says what was expected.
+    """
+
+    def __init__(self, venue: str, field: str, value: object, expected: str) -> None:
+        shown = repr(value)
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        super().__init__(f"{venue}: {field}: {shown}; expected {expected}")
+        self.venue = venue
+        self.field = field
+        self.value = value
+        self.expected = expected
 
 
 class ConfigError(InvalidArgumentError):
@@ -177,6 +206,26 @@ class AgentNotFoundError(EngineError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class FeedError(MarketIntelError, ConnectionError):
+    """A feed connection failed and its reconnect budget is spent."""
+
+
+class FixSessionError(MarketIntelError, RuntimeError):
+    """A FIX session broke its protocol (logon refused, sequence too low, garbled message)."""
+
+
+class JournalError(MarketIntelError, OSError):
+    """The journal could not be opened, locked or written."""
+
+
+class JournalCorruptionError(JournalError):
+    """A journal record failed its checksum somewhere other than the torn tail."""
+
+
+class StorageError(MarketIntelError, RuntimeError):
+    """The columnar archive could not be written or queried."""
 
 
 class MemoryOptionWarning(UserWarning):

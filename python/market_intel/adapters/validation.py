@@ -1,0 +1,313 @@
+"""Checks on normalized updates, applied by policy, counted, and never fatal.
+
+Every update an adapter parses goes through ``Validator.check`` before it is published.
+Each problem found is an ``Issue``; the ``ValidationPolicy`` says what each issue does:
+
+- ``Action.REJECT``: the update is dropped (counted, never published);
+- ``Action.FLAG``: the update is published with the issue named in its message metadata
+  (``metadata["issues"] = "crossed,precision"``) and counted;
+- ``Action.ACCEPT``: the issue is counted only.
+
+Issues and the default action:
+
+==============  =======  ============================================================
+issue           default  found when
+==============  =======  ============================================================
+MALFORMED       REJECT   a frame cannot be read (always rejected; reported by parsers)
+NEGATIVE        REJECT   a negative size, or a price that is not positive
+CROSSED         FLAG     best bid above best ask
+LOCKED          FLAG     best bid equal to best ask
+OUT_OF_ORDER    REJECT   an update id (or, without ids, exchange time) below the last seen
+DUPLICATE       REJECT   an update id equal to the last seen for that stream
+GAP             FLAG     a sequence gap (reported by books and feeds, which resync)
+STALE           FLAG     no update on a stream for ``stale_after_s`` (see ``stale``)
+PRECISION       FLAG     a decimal whose float64 does not read back as the same decimal
+==============  =======  ============================================================
+
+Streams are ordered per venue, symbol and update class (quotes, trades and book updates
+are numbered separately by venues). Book snapshots are not ordered against diffs: a
+snapshot restarts the chain, and the order book decides which diffs fit it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Final
+
+from market_intel.adapters.normalize import (
+    BookUpdate,
+    QuoteUpdate,
+    TradeUpdate,
+    Update,
+    float_is_exact,
+)
+from market_intel.errors import InvalidArgumentError
+
+__all__ = [
+    "Action",
+    "Issue",
+    "ValidationPolicy",
+    "ValidationStatistics",
+    "Validator",
+    "Verdict",
+]
+
+
+class Issue(StrEnum):
+    """A problem found in an update or a feed."""
+
+    MALFORMED = "malformed"
+    NEGATIVE = "negative"
+    CROSSED = "crossed"
+    LOCKED = "locked"
+    OUT_OF_ORDER = "out_of_order"
+    DUPLICATE = "duplicate"
+    GAP = "gap"
+    STALE = "stale"
+    PRECISION = "precision"
+
+
+class Action(StrEnum):
+    """What an issue does to the update that has it."""
+
+    REJECT = "reject"
+    FLAG = "flag"
+    ACCEPT = "accept"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidationPolicy:
+    """The action per issue, and when a quiet stream counts as stale."""
+
+    negative: Action = Action.REJECT
+    crossed: Action = Action.FLAG
+    locked: Action = Action.FLAG
+    out_of_order: Action = Action.REJECT
+    duplicate: Action = Action.REJECT
+    gap: Action = Action.FLAG
+    stale: Action = Action.FLAG
+    precision: Action = Action.FLAG
+    stale_after_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for issue in Issue:
+            if issue is Issue.MALFORMED:
+                continue
+            value = getattr(self, issue.value)
+            if not isinstance(value, Action):
+                try:
+                    object.__setattr__(self, issue.value, Action(value))
+                except ValueError:
+                    raise InvalidArgumentError(
+                        f"ValidationPolicy.{issue.value}: {value!r} is not an action; "
+                        f"expected one of {', '.join(a.value for a in Action)}"
+                    ) from None
+        if not self.stale_after_s > 0:
+            raise InvalidArgumentError(
+                f"ValidationPolicy.stale_after_s: {self.stale_after_s!r}; expected seconds > 0"
+            )
+
+    def action(self, issue: Issue) -> Action:
+        """Return what ``issue`` does under this policy."""
+        if issue is Issue.MALFORMED:
+            return Action.REJECT
+        action: Action = getattr(self, issue.value)
+        return action
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The outcome of one check."""
+
+    accepted: bool
+    issues: tuple[Issue, ...] = ()
+
+    @property
+    def flags(self) -> str:
+        """The issues as the comma-separated text flagged messages carry."""
+        return ",".join(issue.value for issue in self.issues)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ValidationStatistics:
+    """Counters of one validator at one moment."""
+
+    checked: int
+    accepted: int
+    rejected: int
+    flagged: int
+    issues: Mapping[str, int] = field(default_factory=dict)
+    """Occurrences per issue name (every issue counted, whatever its action)."""
+
+
+_OK: Final = Verdict(True)
+
+
+class Validator:
+    """Check updates against a ``ValidationPolicy``, remembering each stream's last id.
+
+    Thread-safe: adapters on several threads may share one validator.
+    """
+
+    def __init__(self, policy: ValidationPolicy | None = None) -> None:
+        self.policy = policy or ValidationPolicy()
+        self._lock = threading.Lock()
+        self._last_id: dict[tuple[str, str, str], int] = {}
+        self._last_time: dict[tuple[str, str, str], int] = {}
+        self._last_seen: dict[tuple[str, str], int] = {}
+        self._stale: set[tuple[str, str]] = set()
+        self._counts = dict.fromkeys(Issue, 0)
+        self._checked = self._accepted = self._rejected = self._flagged = 0
+
+    def check(self, update: Update) -> Verdict:
+        """Check one update, count what is found, and say whether to publish it."""
+        found: list[Issue] = []
+        if isinstance(update, QuoteUpdate):
+            stream = "quote"
+            _check_quote(update, found)
+            order_id = update.update_id
+        elif isinstance(update, TradeUpdate):
+            stream = "trade"
+            if update.price <= 0 or update.size < 0:
+                found.append(Issue.NEGATIVE)
+            if not (float_is_exact(update.price) and float_is_exact(update.size)):
+                found.append(Issue.PRECISION)
+            order_id = update.trade_id
+        else:
+            stream = "book"
+            _check_book(update, found)
+            # A snapshot restarts a book's chain; the book itself decides which diffs fit it.
+            order_id = 0 if update.snapshot else update.last_update_id
+        key = (update.venue, update.symbol, stream)
+        with self._lock:
+            self._order(key, order_id, update.exchange_ns, found)
+            if update.receive_ns:
+                self._last_seen[(update.venue, update.symbol)] = update.receive_ns
+                self._stale.discard((update.venue, update.symbol))
+            return self._judge(found)
+
+    def record(self, issue: Issue, count: int = 1) -> Action:
+        """Count an issue found outside ``check`` (a malformed frame, a book's gap).
+
+        Returns:
+            What the policy says to do about it.
+        """
+        with self._lock:
+            self._counts[issue] += count
+            action = self.policy.action(issue)
+            if action is Action.REJECT:
+                self._rejected += count
+            elif action is Action.FLAG:
+                self._flagged += count
+            return action
+
+    def stale(self, now_ns: int) -> list[tuple[str, str]]:
+        """Return the ``(venue, symbol)`` streams that went stale since the last call.
+
+        A stream is stale when nothing arrived for ``policy.stale_after_s``; it is reported
+        once per quiet spell and counted as ``Issue.STALE``.
+        """
+        limit = now_ns - int(self.policy.stale_after_s * 1e9)
+        with self._lock:
+            fresh = [
+                key
+                for key, seen in self._last_seen.items()
+                if seen < limit and key not in self._stale
+            ]
+            self._stale.update(fresh)
+            self._counts[Issue.STALE] += len(fresh)
+        return fresh
+
+    def forget(self, venue: str, symbol: str) -> None:
+        """Drop a stream's ordering state (after a resync or a reconnect)."""
+        with self._lock:
+            for stream in ("quote", "trade", "book"):
+                self._last_id.pop((venue, symbol, stream), None)
+                self._last_time.pop((venue, symbol, stream), None)
+
+    def statistics(self) -> ValidationStatistics:
+        """Return the counters."""
+        with self._lock:
+            return ValidationStatistics(
+                checked=self._checked,
+                accepted=self._accepted,
+                rejected=self._rejected,
+                flagged=self._flagged,
+                issues=MappingProxyType({i.value: n for i, n in self._counts.items()}),
+            )
+
+    def _order(
+        self, key: tuple[str, str, str], order_id: int, exchange_ns: int, found: list[Issue]
+    ) -> None:
+        """Find ordering issues; only an update that is kept moves the stream's position."""
+        if order_id:
+            last = self._last_id.get(key)
+            if last is not None and order_id == last:
+                found.append(Issue.DUPLICATE)
+            elif last is not None and order_id < last:
+                found.append(Issue.OUT_OF_ORDER)
+            elif not any(self.policy.action(i) is Action.REJECT for i in found):
+                self._last_id[key] = order_id
+        elif exchange_ns and key[2] != "book":
+            last = self._last_time.get(key)
+            if last is not None and exchange_ns < last:
+                found.append(Issue.OUT_OF_ORDER)
+            elif not any(self.policy.action(i) is Action.REJECT for i in found):
+                self._last_time[key] = exchange_ns
+
+    def _judge(self, found: list[Issue]) -> Verdict:
+        self._checked += 1
+        if not found:
+            self._accepted += 1
+            return _OK
+        actions = [self.policy.action(issue) for issue in found]
+        for issue in found:
+            self._counts[issue] += 1
+        if Action.REJECT in actions:
+            self._rejected += 1
+            return Verdict(False, tuple(found))
+        self._accepted += 1
+        flagged = tuple(i for i, a in zip(found, actions, strict=True) if a is Action.FLAG)
+        if flagged:
+            self._flagged += 1
+        return Verdict(True, flagged)
+
+
+def _check_quote(update: QuoteUpdate, found: list[Issue]) -> None:
+    values = (update.bid, update.bid_size, update.ask, update.ask_size)
+    prices = (p for p in (update.bid, update.ask) if p is not None)
+    sizes = (s for s in (update.bid_size, update.ask_size) if s is not None)
+    if any(p <= 0 for p in prices) or any(s < 0 for s in sizes):
+        found.append(Issue.NEGATIVE)
+    if update.bid is not None and update.ask is not None:
+        if update.bid > update.ask:
+            found.append(Issue.CROSSED)
+        elif update.bid == update.ask:
+            found.append(Issue.LOCKED)
+    if not _all_exact(v for v in values if v is not None):
+        found.append(Issue.PRECISION)
+
+
+def _check_book(update: BookUpdate, found: list[Issue]) -> None:
+    levels = (*update.bids, *update.asks)
+    if any(price <= 0 or size < 0 for price, size in levels):
+        found.append(Issue.NEGATIVE)
+    if update.snapshot and update.bids and update.asks:
+        best_bid = max((price for price, size in update.bids if size > 0), default=None)
+        best_ask = min((price for price, size in update.asks if size > 0), default=None)
+        if best_bid is not None and best_ask is not None:
+            if best_bid > best_ask:
+                found.append(Issue.CROSSED)
+            elif best_bid == best_ask:
+                found.append(Issue.LOCKED)
+    if not _all_exact(v for level in levels for v in level):
+        found.append(Issue.PRECISION)
+
+
+def _all_exact(values: Iterable[Decimal]) -> bool:
+    return all(float_is_exact(v) for v in values)
