@@ -245,6 +245,10 @@ def test_the_manager_reports_the_top_only_when_it_changes(usdm: list[BookUpdate]
     assert book is not None
     assert (tops[-1].bid, tops[-1].bid_size) == book.best_bid()
     assert manager.keys() == [("binance-usdm", "S")]
+    depth = manager.depth("binance-usdm", "S", 5)
+    assert depth == (book.bids(5), book.asks(5))
+    assert manager.top("binance-usdm", "S") == book.top()
+    assert manager.depth("binance-usdm", "X") is None
 
 
 def test_a_gap_asks_for_a_snapshot(spot: list[BookUpdate]) -> None:

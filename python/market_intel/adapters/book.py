@@ -350,8 +350,30 @@ class BookManager:
                     self._tops.pop((v, s), None)
             return events
 
+    def depth(
+        self, venue: str, symbol: str, levels: int | None = 10
+    ) -> tuple[list[Level], list[Level]] | None:
+        """Return a consistent copy of a book's bids and asks (best first), at most
+        ``levels`` a side, or ``None`` before any update for it. Safe from any thread."""
+        with self._lock:
+            builder = self._builders.get((venue, symbol))
+            if builder is None:
+                return None
+            return builder.book.bids(levels), builder.book.asks(levels)
+
+    def top(self, venue: str, symbol: str) -> QuoteUpdate | None:
+        """Return a book's top of book, or ``None`` unless the book is synced. Safe from
+        any thread."""
+        with self._lock:
+            builder = self._builders.get((venue, symbol))
+            return builder.book.top() if builder is not None and builder.synced else None
+
     def book(self, venue: str, symbol: str) -> OrderBook | None:
-        """Return the book of a venue's symbol, or ``None`` before any update for it."""
+        """Return the live book of a venue's symbol, or ``None`` before any update for it.
+
+        The feed's thread changes it as updates arrive: read it from that thread, after the
+        feed ends, or use ``depth`` and ``top``, which copy under the manager's lock.
+        """
         with self._lock:
             builder = self._builders.get((venue, symbol))
             return None if builder is None else builder.book

@@ -2,12 +2,14 @@
 
 An agent table names its maker with ``factory = "package.module:Callable"``; without one the
 table's name picks a built-in agent (``BUILT_IN``). The maker is called with the table's
-``options`` as keyword arguments plus ``name``.
+``options`` as keyword arguments plus ``name``, and ``engine`` (the engine it is registered
+on) when its signature takes an ``engine`` parameter: agents that publish need it.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +34,7 @@ BUILT_IN: dict[str, Callable[..., Any]] = {
 }
 
 
-def agent_maker(config: AgentConfig) -> Callable[[], Any]:
+def agent_maker(config: AgentConfig, engine: CoreEngine | None = None) -> Callable[[], Any]:
     """A zero-argument callable that builds the agent ``config`` describes."""
     path = f"agents.{config.name}"
     if config.factory is None:
@@ -59,6 +61,8 @@ def agent_maker(config: AgentConfig) -> Callable[[], Any]:
         if not callable(target):
             raise ConfigError([(f"{path}.factory", f"{config.factory!r} is not callable")])
     options = dict(config.options)
+    if engine is not None and _takes_engine(target):
+        options["engine"] = engine
 
     def make() -> Any:
         try:
@@ -71,13 +75,20 @@ def agent_maker(config: AgentConfig) -> Callable[[], Any]:
     return make
 
 
+def _takes_engine(target: Callable[..., Any]) -> bool:
+    try:
+        return "engine" in inspect.signature(target).parameters
+    except (TypeError, ValueError):  # a builtin without a signature
+        return False
+
+
 def register_configured_agents(engine: CoreEngine, config: EngineConfig) -> list[CoreAgent]:
     """Register every enabled agent of ``config``; returns their records."""
     out: list[CoreAgent] = []
     for agent in config.agents:
         if not agent.enabled:
             continue
-        make = agent_maker(agent)
+        make = agent_maker(agent, engine)
         common: dict[str, Any] = {
             "agent_type": agent.type,
             "message_types": agent.message_types or None,
