@@ -35,6 +35,7 @@ D = Decimal
         ("binance", "LRCBTC", "LRC-BTC"),
         ("binance", "NKN-USDT", "NKN-USDT"),
         ("binance-coinm", "BTCUSD_PERP", "BTC-USD-PERP"),
+        ("binance-coinm", "BCHUSD_210924", "BCH-USD-210924"),
         ("kraken", "XBT/USD", "BTC-USD"),
         ("kraken", "XDG/EUR", "DOGE-EUR"),
         ("coinbase", "ETH-USD", "ETH-USD"),
@@ -59,7 +60,9 @@ def test_an_empty_symbol_is_malformed() -> None:
         normalize_symbol("kraken", " ")
 
 
-@pytest.mark.parametrize("text", ["NaN", "Infinity", "", "1,000.5", "0x10", "1.2.3", " 1", "--1"])
+@pytest.mark.parametrize(
+    "text", ["NaN", "Infinity", "", "1,000.5", "0x10", "1.2.3", " 1", "--1", "\u0661\u0662"]
+)
 def test_only_plain_decimals_parse(text: str) -> None:
     with pytest.raises(mi.MalformedFrameError) as caught:
         parse_decimal(text, venue="binance", field="data.p")
@@ -152,10 +155,11 @@ def test_the_default_policy_flags_crossed_and_locked_and_rejects_the_rest() -> N
     assert v.check(q(3, bid="11")).flags == "locked"
     assert v.check(q(4, size="-1")).issues == (Issue.NEGATIVE,)
     assert not v.check(q(5, bid="0")).accepted
+    assert v.check(q(5)).accepted  # a rejected update does not move its stream on
     assert v.check(q(5)).issues == (Issue.DUPLICATE,)
     assert v.check(q(2)).issues == (Issue.OUT_OF_ORDER,)
     stats = v.statistics()
-    assert (stats.checked, stats.accepted, stats.rejected, stats.flagged) == (7, 3, 4, 2)
+    assert (stats.checked, stats.accepted, stats.rejected, stats.flagged) == (8, 4, 4, 2)
     assert stats.issues["duplicate"] == 1
     assert stats.issues["negative"] == 2
 

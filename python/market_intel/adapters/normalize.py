@@ -48,7 +48,8 @@ __all__ = [
     "to_float",
 ]
 
-_DECIMAL: Final = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_DECIMAL: Final = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+_EXPIRY: Final = re.compile(r"(.+?)[_-](\d{6})", re.ASCII)
 _VENUE: Final = re.compile(r"[a-z0-9][a-z0-9.\-]*")
 
 _VENUE_ALIASES: Final = {
@@ -99,7 +100,8 @@ def normalize_symbol(venue: str, raw: str) -> str:
 
     ``BTCUSDT``, ``btcusdt``, ``BTC-USDT``, ``BTC/USDT`` and ``XBT/USDT`` all give
     ``BTC-USDT``; ``BTCUSD_PERP`` gives ``BTC-USD-PERP``. A name that is not a pair of known
-    currencies (an index, a security id) is returned upper-cased.
+    currencies (an index, a security id) is returned upper-cased. A dated future keeps its
+    expiry: ``BCHUSD_210924`` gives ``BCH-USD-210924``.
 
     Args:
         venue: The venue id, used in the error message.
@@ -112,6 +114,9 @@ def normalize_symbol(venue: str, raw: str) -> str:
     if not text or any(c.isspace() or not c.isprintable() for c in text):
         raise MalformedFrameError(venue, "symbol", raw, "a non-empty instrument name")
     suffix = ""
+    dated = _EXPIRY.fullmatch(text)
+    if dated:  # a dated future: BCHUSD_210924 is BCH-USD-210924
+        text, suffix = dated.group(1), f"-{dated.group(2)}"
     for perp in ("_PERP", "-PERP", "PERP"):
         if text.endswith(perp) and len(text) > len(perp):
             text, suffix = text[: -len(perp)], "-PERP"
@@ -292,8 +297,9 @@ class FeedEvent(msgspec.Struct, frozen=True, kw_only=True):
     """Something that happened to a feed rather than to a market.
 
     ``code`` is one of ``connected``, ``disconnected``, ``reconnecting``, ``subscribed``,
-    ``gap`` (a sequence number skipped; ``text`` says which), ``resync`` (a book rebuilt
-    from a new snapshot), ``stale`` or ``end`` (a recording ran out). ``symbol`` is empty
+    ``gap`` (a sequence number skipped; ``text`` says which), ``resync`` (a book must be
+    rebuilt from a new snapshot), ``synced`` (a book is in sync), ``stale``, ``error`` (a
+    venue-side error message) or ``end`` (a recording ran out). ``symbol`` is empty
     when the event concerns the whole connection.
     """
 
