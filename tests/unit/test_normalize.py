@@ -19,8 +19,8 @@ from market_intel.adapters.normalize import (
     to_float,
 )
 from market_intel.adapters.validation import (
-    Action,
-    Issue,
+    ValidationAction,
+    ValidationIssue,
     ValidationPolicy,
     Validator,
 )
@@ -153,11 +153,11 @@ def test_the_default_policy_flags_crossed_and_locked_and_rejects_the_rest() -> N
     crossed = v.check(q(2, bid="12"))
     assert (crossed.accepted, crossed.flags) == (True, "crossed")
     assert v.check(q(3, bid="11")).flags == "locked"
-    assert v.check(q(4, size="-1")).issues == (Issue.NEGATIVE,)
+    assert v.check(q(4, size="-1")).issues == (ValidationIssue.NEGATIVE,)
     assert not v.check(q(5, bid="0")).accepted
     assert v.check(q(5)).accepted  # a rejected update does not move its stream on
-    assert v.check(q(5)).issues == (Issue.DUPLICATE,)
-    assert v.check(q(2)).issues == (Issue.OUT_OF_ORDER,)
+    assert v.check(q(5)).issues == (ValidationIssue.DUPLICATE,)
+    assert v.check(q(2)).issues == (ValidationIssue.OUT_OF_ORDER,)
     stats = v.statistics()
     assert (stats.checked, stats.accepted, stats.rejected, stats.flagged) == (8, 4, 4, 2)
     assert stats.issues["duplicate"] == 1
@@ -165,7 +165,7 @@ def test_the_default_policy_flags_crossed_and_locked_and_rejects_the_rest() -> N
 
 
 def test_a_policy_can_reject_crossed_books_and_accept_duplicates() -> None:
-    v = Validator(ValidationPolicy(crossed=Action.REJECT, duplicate="accept"))  # type: ignore[arg-type]
+    v = Validator(ValidationPolicy(crossed=ValidationAction.REJECT, duplicate="accept"))  # type: ignore[arg-type]
     assert not v.check(q(1, bid="12")).accepted
     assert v.check(q(2)).accepted
     dup = v.check(q(2))
@@ -179,7 +179,7 @@ def test_streams_are_ordered_separately_and_by_time_without_ids() -> None:
     assert v.check(q(10)).accepted
     assert v.check(trade).accepted  # trades are numbered apart from quotes
     assert v.check(q(0, exchange_ns=100)).accepted
-    assert v.check(q(0, exchange_ns=50)).issues == (Issue.OUT_OF_ORDER,)
+    assert v.check(q(0, exchange_ns=50)).issues == (ValidationIssue.OUT_OF_ORDER,)
     v.forget("binance", "BTC-USDT")
     assert v.check(q(3)).accepted
 
@@ -187,7 +187,7 @@ def test_streams_are_ordered_separately_and_by_time_without_ids() -> None:
 def test_books_are_checked_level_by_level() -> None:
     v = Validator()
     bad = BookUpdate(venue="b", symbol="S", bids=((D("1"), D("-2")),), last_update_id=1)
-    assert v.check(bad).issues == (Issue.NEGATIVE,)
+    assert v.check(bad).issues == (ValidationIssue.NEGATIVE,)
     crossed = BookUpdate(
         venue="b",
         symbol="S",
@@ -216,8 +216,8 @@ def test_quiet_streams_go_stale_once_per_spell() -> None:
 
 def test_issues_found_elsewhere_are_counted_by_policy() -> None:
     v = Validator()
-    assert v.record(Issue.MALFORMED) is Action.REJECT
-    assert v.record(Issue.GAP, 2) is Action.FLAG
+    assert v.record(ValidationIssue.MALFORMED) is ValidationAction.REJECT
+    assert v.record(ValidationIssue.GAP, 2) is ValidationAction.FLAG
     stats = v.statistics()
     assert (stats.rejected, stats.flagged, stats.issues["gap"]) == (1, 2, 2)
 

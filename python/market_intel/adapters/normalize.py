@@ -15,7 +15,7 @@ Floats appear only after normalization, in the engine's ``CoreMessage`` payloads
 ``MESSAGE_DTYPE`` records, where analytics want float64: ``to_float`` gives the nearest
 double, and for every decimal of at most 15 significant digits Python's shortest ``repr`` of
 that double gives the same decimal back (``float_is_exact`` checks it; the validator flags
-a value that is not, as ``Issue.PRECISION``).
+a value that is not, as ``ValidationIssue.PRECISION``).
 
 Times: ``exchange_ns`` is the venue's own event time (0 when a frame has none);
 ``receive_ns`` is when the frame reached us (the recording's or the socket's clock).

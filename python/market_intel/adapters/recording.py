@@ -54,7 +54,7 @@ import zstandard
 
 from market_intel.adapters.binance import symbol_of, venue_of
 from market_intel.adapters.normalize import FeedEvent, FeedItem, Parsed, canonical_venue
-from market_intel.adapters.validation import Issue, Validator
+from market_intel.adapters.validation import ValidationIssue, Validator
 from market_intel.adapters.venues import VenueParser, parser_for
 from market_intel.adapters.venues.binance import BinanceParser
 from market_intel.errors import InvalidArgumentError, MalformedFrameError
@@ -410,14 +410,14 @@ class RecordingReplay:
                 self._events += 1
                 self._events_seen.append(item)
                 if item.code == "gap" and validator is not None:
-                    validator.record(Issue.GAP)
+                    validator.record(ValidationIssue.GAP)
                 continue
             if isinstance(item, MalformedFrameError):
                 self._malformed += 1
                 if len(self._errors) < 100:
                     self._errors.append(str(item))
                 if validator is not None:
-                    validator.record(Issue.MALFORMED)
+                    validator.record(ValidationIssue.MALFORMED)
                 continue
             self._updates += 1
             flags = ""
@@ -503,7 +503,7 @@ def replay_messages(
         source: The messages' ``source``.
         validator: Checks each update: rejected ones are dropped, flagged ones carry
             ``metadata["issues"]`` (``"crossed,precision"``); malformed frames are recorded
-            on it as ``Issue.MALFORMED`` and sequence gaps as ``Issue.GAP``.
+            on it as ``ValidationIssue.MALFORMED`` and sequence gaps as ``ValidationIssue.GAP``.
         clock: Monotonic clock in ns.
         sleep: Sleeps a number of seconds.
 

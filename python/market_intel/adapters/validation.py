@@ -1,12 +1,12 @@
 """Checks on normalized updates, applied by policy, counted, and never fatal.
 
 Every update an adapter parses goes through ``Validator.check`` before it is published.
-Each problem found is an ``Issue``; the ``ValidationPolicy`` says what each issue does:
+Each problem found is an ``ValidationIssue``; the ``ValidationPolicy`` says what each issue does:
 
-- ``Action.REJECT``: the update is dropped (counted, never published);
-- ``Action.FLAG``: the update is published with the issue named in its message metadata
+- ``ValidationAction.REJECT``: the update is dropped (counted, never published);
+- ``ValidationAction.FLAG``: the update is published with the issue named in its message metadata
   (``metadata["issues"] = "crossed,precision"``) and counted;
-- ``Action.ACCEPT``: the issue is counted only.
+- ``ValidationAction.ACCEPT``: the issue is counted only.
 
 Issues and the default action:
 
@@ -49,8 +49,8 @@ from market_intel.adapters.normalize import (
 from market_intel.errors import InvalidArgumentError
 
 __all__ = [
-    "Action",
-    "Issue",
+    "ValidationAction",
+    "ValidationIssue",
     "ValidationPolicy",
     "ValidationStatistics",
     "Validator",
@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 
-class Issue(StrEnum):
+class ValidationIssue(StrEnum):
     """A problem found in an update or a feed."""
 
     MALFORMED = "malformed"
@@ -72,7 +72,7 @@ class Issue(StrEnum):
     PRECISION = "precision"
 
 
-class Action(StrEnum):
+class ValidationAction(StrEnum):
     """What an issue does to the update that has it."""
 
     REJECT = "reject"
@@ -84,39 +84,39 @@ class Action(StrEnum):
 class ValidationPolicy:
     """The action per issue, and when a quiet stream counts as stale."""
 
-    negative: Action = Action.REJECT
-    crossed: Action = Action.FLAG
-    locked: Action = Action.FLAG
-    out_of_order: Action = Action.REJECT
-    duplicate: Action = Action.REJECT
-    gap: Action = Action.FLAG
-    stale: Action = Action.FLAG
-    precision: Action = Action.FLAG
+    negative: ValidationAction = ValidationAction.REJECT
+    crossed: ValidationAction = ValidationAction.FLAG
+    locked: ValidationAction = ValidationAction.FLAG
+    out_of_order: ValidationAction = ValidationAction.REJECT
+    duplicate: ValidationAction = ValidationAction.REJECT
+    gap: ValidationAction = ValidationAction.FLAG
+    stale: ValidationAction = ValidationAction.FLAG
+    precision: ValidationAction = ValidationAction.FLAG
     stale_after_s: float = 5.0
 
     def __post_init__(self) -> None:
-        for issue in Issue:
-            if issue is Issue.MALFORMED:
+        for issue in ValidationIssue:
+            if issue is ValidationIssue.MALFORMED:
                 continue
             value = getattr(self, issue.value)
-            if not isinstance(value, Action):
+            if not isinstance(value, ValidationAction):
                 try:
-                    object.__setattr__(self, issue.value, Action(value))
+                    object.__setattr__(self, issue.value, ValidationAction(value))
                 except ValueError:
                     raise InvalidArgumentError(
                         f"ValidationPolicy.{issue.value}: {value!r} is not an action; "
-                        f"expected one of {', '.join(a.value for a in Action)}"
+                        f"expected one of {', '.join(a.value for a in ValidationAction)}"
                     ) from None
         if not self.stale_after_s > 0:
             raise InvalidArgumentError(
                 f"ValidationPolicy.stale_after_s: {self.stale_after_s!r}; expected seconds > 0"
             )
 
-    def action(self, issue: Issue) -> Action:
+    def action(self, issue: ValidationIssue) -> ValidationAction:
         """Return what ``issue`` does under this policy."""
-        if issue is Issue.MALFORMED:
-            return Action.REJECT
-        action: Action = getattr(self, issue.value)
+        if issue is ValidationIssue.MALFORMED:
+            return ValidationAction.REJECT
+        action: ValidationAction = getattr(self, issue.value)
         return action
 
 
@@ -125,7 +125,7 @@ class Verdict:
     """The outcome of one check."""
 
     accepted: bool
-    issues: tuple[Issue, ...] = ()
+    issues: tuple[ValidationIssue, ...] = ()
 
     @property
     def flags(self) -> str:
@@ -161,12 +161,12 @@ class Validator:
         self._last_time: dict[tuple[str, str, str], int] = {}
         self._last_seen: dict[tuple[str, str], int] = {}
         self._stale: set[tuple[str, str]] = set()
-        self._counts = dict.fromkeys(Issue, 0)
+        self._counts = dict.fromkeys(ValidationIssue, 0)
         self._checked = self._accepted = self._rejected = self._flagged = 0
 
     def check(self, update: Update) -> Verdict:
         """Check one update, count what is found, and say whether to publish it."""
-        found: list[Issue] = []
+        found: list[ValidationIssue] = []
         if isinstance(update, QuoteUpdate):
             stream = "quote"
             _check_quote(update, found)
@@ -174,9 +174,9 @@ class Validator:
         elif isinstance(update, TradeUpdate):
             stream = "trade"
             if update.price <= 0 or update.size < 0:
-                found.append(Issue.NEGATIVE)
+                found.append(ValidationIssue.NEGATIVE)
             if not (float_is_exact(update.price) and float_is_exact(update.size)):
-                found.append(Issue.PRECISION)
+                found.append(ValidationIssue.PRECISION)
             order_id = update.trade_id
         else:
             stream = "book"
@@ -191,7 +191,7 @@ class Validator:
                 self._stale.discard((update.venue, update.symbol))
             return self._judge(found)
 
-    def record(self, issue: Issue, count: int = 1) -> Action:
+    def record(self, issue: ValidationIssue, count: int = 1) -> ValidationAction:
         """Count an issue found outside ``check`` (a malformed frame, a book's gap).
 
         Returns:
@@ -200,9 +200,9 @@ class Validator:
         with self._lock:
             self._counts[issue] += count
             action = self.policy.action(issue)
-            if action is Action.REJECT:
+            if action is ValidationAction.REJECT:
                 self._rejected += count
-            elif action is Action.FLAG:
+            elif action is ValidationAction.FLAG:
                 self._flagged += count
             return action
 
@@ -210,7 +210,7 @@ class Validator:
         """Return the ``(venue, symbol)`` streams that went stale since the last call.
 
         A stream is stale when nothing arrived for ``policy.stale_after_s``; it is reported
-        once per quiet spell and counted as ``Issue.STALE``.
+        once per quiet spell and counted as ``ValidationIssue.STALE``.
         """
         limit = now_ns - int(self.policy.stale_after_s * 1e9)
         with self._lock:
@@ -220,7 +220,7 @@ class Validator:
                 if seen < limit and key not in self._stale
             ]
             self._stale.update(fresh)
-            self._counts[Issue.STALE] += len(fresh)
+            self._counts[ValidationIssue.STALE] += len(fresh)
         return fresh
 
     def forget(self, venue: str, symbol: str) -> None:
@@ -242,25 +242,29 @@ class Validator:
             )
 
     def _order(
-        self, key: tuple[str, str, str], order_id: int, exchange_ns: int, found: list[Issue]
+        self,
+        key: tuple[str, str, str],
+        order_id: int,
+        exchange_ns: int,
+        found: list[ValidationIssue],
     ) -> None:
         """Find ordering issues; only an update that is kept moves the stream's position."""
         if order_id:
             last = self._last_id.get(key)
             if last is not None and order_id == last:
-                found.append(Issue.DUPLICATE)
+                found.append(ValidationIssue.DUPLICATE)
             elif last is not None and order_id < last:
-                found.append(Issue.OUT_OF_ORDER)
-            elif not any(self.policy.action(i) is Action.REJECT for i in found):
+                found.append(ValidationIssue.OUT_OF_ORDER)
+            elif not any(self.policy.action(i) is ValidationAction.REJECT for i in found):
                 self._last_id[key] = order_id
         elif exchange_ns and key[2] != "book":
             last = self._last_time.get(key)
             if last is not None and exchange_ns < last:
-                found.append(Issue.OUT_OF_ORDER)
-            elif not any(self.policy.action(i) is Action.REJECT for i in found):
+                found.append(ValidationIssue.OUT_OF_ORDER)
+            elif not any(self.policy.action(i) is ValidationAction.REJECT for i in found):
                 self._last_time[key] = exchange_ns
 
-    def _judge(self, found: list[Issue]) -> Verdict:
+    def _judge(self, found: list[ValidationIssue]) -> Verdict:
         self._checked += 1
         if not found:
             self._accepted += 1
@@ -268,45 +272,47 @@ class Validator:
         actions = [self.policy.action(issue) for issue in found]
         for issue in found:
             self._counts[issue] += 1
-        if Action.REJECT in actions:
+        if ValidationAction.REJECT in actions:
             self._rejected += 1
             return Verdict(False, tuple(found))
         self._accepted += 1
-        flagged = tuple(i for i, a in zip(found, actions, strict=True) if a is Action.FLAG)
+        flagged = tuple(
+            i for i, a in zip(found, actions, strict=True) if a is ValidationAction.FLAG
+        )
         if flagged:
             self._flagged += 1
         return Verdict(True, flagged)
 
 
-def _check_quote(update: QuoteUpdate, found: list[Issue]) -> None:
+def _check_quote(update: QuoteUpdate, found: list[ValidationIssue]) -> None:
     values = (update.bid, update.bid_size, update.ask, update.ask_size)
     prices = (p for p in (update.bid, update.ask) if p is not None)
     sizes = (s for s in (update.bid_size, update.ask_size) if s is not None)
     if any(p <= 0 for p in prices) or any(s < 0 for s in sizes):
-        found.append(Issue.NEGATIVE)
+        found.append(ValidationIssue.NEGATIVE)
     if update.bid is not None and update.ask is not None:
         if update.bid > update.ask:
-            found.append(Issue.CROSSED)
+            found.append(ValidationIssue.CROSSED)
         elif update.bid == update.ask:
-            found.append(Issue.LOCKED)
+            found.append(ValidationIssue.LOCKED)
     if not _all_exact(v for v in values if v is not None):
-        found.append(Issue.PRECISION)
+        found.append(ValidationIssue.PRECISION)
 
 
-def _check_book(update: BookUpdate, found: list[Issue]) -> None:
+def _check_book(update: BookUpdate, found: list[ValidationIssue]) -> None:
     levels = (*update.bids, *update.asks)
     if any(price <= 0 or size < 0 for price, size in levels):
-        found.append(Issue.NEGATIVE)
+        found.append(ValidationIssue.NEGATIVE)
     if update.snapshot and update.bids and update.asks:
         best_bid = max((price for price, size in update.bids if size > 0), default=None)
         best_ask = min((price for price, size in update.asks if size > 0), default=None)
         if best_bid is not None and best_ask is not None:
             if best_bid > best_ask:
-                found.append(Issue.CROSSED)
+                found.append(ValidationIssue.CROSSED)
             elif best_bid == best_ask:
-                found.append(Issue.LOCKED)
+                found.append(ValidationIssue.LOCKED)
     if not _all_exact(v for level in levels for v in level):
-        found.append(Issue.PRECISION)
+        found.append(ValidationIssue.PRECISION)
 
 
 def _all_exact(values: Iterable[Decimal]) -> bool:

@@ -10,8 +10,8 @@ The agent owns a reader thread. For each item its source yields:
   ``SNAPSHOT`` market data (``publish_book_updates``);
 - a ``FeedEvent`` (connected, gap, resync, ...) is published as an ``EVENT`` message
   ``feed.<code>``; a gap or resync also unsyncs the books it concerns;
-- a ``MalformedFrameError`` is counted as ``Issue.MALFORMED`` and its text kept as the last
-  error; the feed goes on.
+- a ``MalformedFrameError`` is counted as ``ValidationIssue.MALFORMED`` and its text kept as
+  the last error; the feed goes on.
 
 Streams that go quiet for the policy's ``stale_after_s`` are reported as ``feed.stale``
 events; a recorded source (``source.recorded`` true) is judged on its own clock, a live one
@@ -43,8 +43,8 @@ from market_intel.adapters.backpressure import (
 from market_intel.adapters.book import BookManager, OrderBook
 from market_intel.adapters.normalize import BookUpdate, FeedEvent, FeedItem
 from market_intel.adapters.validation import (
-    Action,
-    Issue,
+    ValidationAction,
+    ValidationIssue,
     ValidationPolicy,
     ValidationStatistics,
     Validator,
@@ -268,7 +268,7 @@ class DataIngestionAgent:
         if isinstance(item, MalformedFrameError):
             self._malformed += 1
             self._last_malformed = str(item)
-            self.validator.record(Issue.MALFORMED)
+            self.validator.record(ValidationIssue.MALFORMED)
             return
         if isinstance(item, FeedEvent):
             self._feed_event(item)
@@ -282,7 +282,7 @@ class DataIngestionAgent:
                 top, events = self.books.apply(item)
                 for event in events:
                     if event.code == "gap":
-                        self.validator.record(Issue.GAP)
+                        self.validator.record(ValidationIssue.GAP)
                     self._publish_event(event)
                 if self.config.publish_book_updates:
                     self._publish(item.to_message(**self._stamp()), verdict.flags)
@@ -295,7 +295,10 @@ class DataIngestionAgent:
 
     def _feed_event(self, event: FeedEvent) -> None:
         if event.code in ("gap", "resync"):
-            if event.code == "gap" and self.validator.record(Issue.GAP) is Action.REJECT:
+            if (
+                event.code == "gap"
+                and self.validator.record(ValidationIssue.GAP) is ValidationAction.REJECT
+            ):
                 log.warning("ingestion %s: %s %s", self.name, event.code, event.text)
             for book_event in self.books.invalidate(event.venue, event.symbol, event.text):
                 self._publish_event(book_event)
