@@ -1,7 +1,8 @@
 """Venue frame parsing, measured beside a plain ``json.loads`` loop over the same frames.
 
-Topology:
-  parse_frames    recorded frames held in memory as ``str``, one ``parser.parse(frame,
+Topologies (one per venue format, so each has its own baseline):
+  parse_binance, parse_coinbase, parse_kraken
+                  recorded frames held in memory as ``str``, one ``parser.parse(frame,
                   receive_ns)`` call each, giving exact ``Decimal`` updates (frames/s); the
                   baseline row of each venue is ``json.loads`` over the same frames, which
                   only builds dicts and lists of strings. Frames: binance, the packaged
@@ -126,12 +127,12 @@ _NOTES = {
 
 
 def benches() -> list[Bench]:
-    """Return the parse_frames rows: each venue's parser and its ``json.loads`` baseline."""
+    """Return the parse_<venue> rows: each venue's parser and its ``json.loads`` baseline."""
     rows = []
     for venue, (quick, full) in _SIZES.items():
         rows.append(
             Bench(
-                "parse_frames",
+                f"parse_{venue}",
                 f"market-intel {venue} parser",
                 "throughput",
                 _parse(venue),
@@ -142,7 +143,7 @@ def benches() -> list[Bench]:
         )
         rows.append(
             Bench(
-                "parse_frames",
+                f"parse_{venue}",
                 f"json.loads {venue} (baseline)",
                 "throughput",
                 _json_loads(venue),

@@ -23,6 +23,12 @@ Topologies (LMAX names, plus two for cross-process Python):
                           agents, frames/s
   kill_switch_latency     a CONTROL message published during a market data flood: publish ->
                           handler, ns, CRITICAL (priority lane) beside NORMAL (behind the flood)
+  parse_<venue>           recorded frames of binance, coinbase, kraken parsed into exact Decimal
+                          updates, beside a json.loads loop over the same frames
+  journal_append          CoreMessages (and raw records) appended to the journal per fsync policy,
+                          beside file.write of the same msgpack bytes
+  journal_recovery        a journal of recorded market data reopened and replayed, beside decoding
+                          the same msgpack from a plain file
 New implementations are registered in benchmarks/ours.py (see its docstring).
 """
 
@@ -33,7 +39,16 @@ import sys
 import time
 from collections.abc import Sequence
 
-from benchmarks import engine, lmax, native, nautilus, ours, peers
+from benchmarks import (
+    engine,
+    lmax,
+    native,
+    nautilus,
+    ours,
+    parsers,
+    peers,
+    storage_journal,
+)
 from benchmarks.harness import (
     DEFAULT_JSON,
     Bench,
@@ -59,6 +74,11 @@ TOPOLOGIES: tuple[str, ...] = (
     "publish_batch",
     "replay",
     "kill_switch_latency",
+    "parse_binance",
+    "parse_coinbase",
+    "parse_kraken",
+    "journal_append",
+    "journal_recovery",
 )
 
 # Ratio columns per topology: each row's median / the median of these rows (when present).
@@ -75,6 +95,11 @@ REFERENCES: dict[str, tuple[str, ...]] = {
     "publish_batch": ("market-intel publish_message (per message)",),
     "replay": ("market-intel replay (3 agents)",),
     "kill_switch_latency": ("market-intel NORMAL (behind the flood)",),
+    "parse_binance": ("json.loads binance (baseline)",),
+    "parse_coinbase": ("json.loads coinbase (baseline)",),
+    "parse_kraken": ("json.loads kraken (baseline)",),
+    "journal_append": ("file.write of the msgpack bytes (baseline)",),
+    "journal_recovery": ("msgspec decode of a plain file (baseline)",),
 }
 
 DEFAULT_REPS = {"quick": 3, "full": 5}
@@ -83,7 +108,14 @@ DEFAULT_QUIET_WAIT_S = {"quick": 0.0, "full": 2.0}
 
 def registry() -> list[Bench]:
     """Every runnable benchmark: the Python peers, then market-intel's own (benchmarks/ours.py)."""
-    return peers.benches() + list(ours.BENCHES) + nautilus.benches() + engine.benches()
+    return (
+        peers.benches()
+        + list(ours.BENCHES)
+        + nautilus.benches()
+        + engine.benches()
+        + parsers.benches()
+        + storage_journal.benches()
+    )
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
