@@ -197,10 +197,12 @@ def test_books_are_checked_level_by_level() -> None:
         last_update_id=2,
     )
     assert v.check(crossed).flags == "crossed"
+    # Book levels stay exact Decimals in the book: only quotes and trades become floats.
     precise = BookUpdate(
         venue="b", symbol="S", bids=((D("1.00000000000000001"), D("1")),), last_update_id=3
     )
-    assert v.check(precise).flags == "precision"
+    assert v.check(precise).flags == ""
+    assert v.check(q(1, bid="1.00000000000000001")).flags == "precision"
 
 
 def test_quiet_streams_go_stale_once_per_spell() -> None:

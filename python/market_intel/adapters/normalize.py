@@ -166,6 +166,10 @@ def to_float(value: Decimal) -> float:
 
 def float_is_exact(value: Decimal) -> bool:
     """Tell whether the shortest ``repr`` of ``to_float(value)`` reads back as ``value``."""
+    # Fast path: at most 15 significant digits (a text of 15 characters holds no more) in
+    # the normal range of doubles always read back exactly.
+    if len(str(value)) <= 15 and -300 < value.adjusted() < 300:
+        return True
     return Decimal(repr(float(value))) == value
 
 

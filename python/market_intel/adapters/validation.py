@@ -21,7 +21,8 @@ OUT_OF_ORDER    REJECT   an update id (or, without ids, exchange time) below the
 DUPLICATE       REJECT   an update id equal to the last seen for that stream
 GAP             FLAG     a sequence gap (reported by books and feeds, which resync)
 STALE           FLAG     no update on a stream for ``stale_after_s`` (see ``stale``)
-PRECISION       FLAG     a decimal whose float64 does not read back as the same decimal
+PRECISION       FLAG     a quote or trade decimal whose float64 does not read back as the
+                         same decimal (book levels stay exact ``Decimal`` in the book)
 ==============  =======  ============================================================
 
 Streams are ordered per venue, symbol and update class (quotes, trades and book updates
@@ -32,9 +33,8 @@ snapshot restarts the chain, and the order book decides which diffs fit it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Final
@@ -285,17 +285,25 @@ class Validator:
 
 
 def _check_quote(update: QuoteUpdate, found: list[ValidationIssue]) -> None:
-    values = (update.bid, update.bid_size, update.ask, update.ask_size)
-    prices = (p for p in (update.bid, update.ask) if p is not None)
-    sizes = (s for s in (update.bid_size, update.ask_size) if s is not None)
-    if any(p <= 0 for p in prices) or any(s < 0 for s in sizes):
+    bid, ask, bid_size, ask_size = update.bid, update.ask, update.bid_size, update.ask_size
+    exact = True
+    negative = False
+    for price in (bid, ask):
+        if price is not None:
+            negative = negative or price <= 0
+            exact = exact and float_is_exact(price)
+    for size in (bid_size, ask_size):
+        if size is not None:
+            negative = negative or size < 0
+            exact = exact and float_is_exact(size)
+    if negative:
         found.append(ValidationIssue.NEGATIVE)
-    if update.bid is not None and update.ask is not None:
-        if update.bid > update.ask:
+    if bid is not None and ask is not None:
+        if bid > ask:
             found.append(ValidationIssue.CROSSED)
-        elif update.bid == update.ask:
+        elif bid == ask:
             found.append(ValidationIssue.LOCKED)
-    if not _all_exact(v for v in values if v is not None):
+    if not exact:
         found.append(ValidationIssue.PRECISION)
 
 
@@ -311,9 +319,3 @@ def _check_book(update: BookUpdate, found: list[ValidationIssue]) -> None:
                 found.append(ValidationIssue.CROSSED)
             elif best_bid == best_ask:
                 found.append(ValidationIssue.LOCKED)
-    if not _all_exact(v for level in levels for v in level):
-        found.append(ValidationIssue.PRECISION)
-
-
-def _all_exact(values: Iterable[Decimal]) -> bool:
-    return all(float_is_exact(v) for v in values)
