@@ -7,7 +7,7 @@ import threading
 
 import market_intel as mi
 import pytest
-from market_intel.adapters.backpressure import BackpressurePolicy, Publisher
+from market_intel.adapters.backpressure import BackpressurePolicy, FeedPublisher
 from mi_engine import GatedRecorder, quote, running, trade, wait_for
 
 CAPACITY = 64
@@ -37,7 +37,7 @@ def test_drop_counts_every_lost_message_per_symbol_and_says_so_on_the_priority_l
     agent = held(engine)
     with running(engine):
         fill(engine, agent)
-        publisher = Publisher(engine, "drop", source="feed")
+        publisher = FeedPublisher(engine, "drop", source="feed")
         sent = [publisher.publish(quote("BTC-USDT", i)) for i in range(100)]
         sent += [publisher.publish(quote("ETH-USDT", i)) for i in range(50)]
         stats = publisher.statistics()
@@ -64,7 +64,7 @@ def test_conflate_keeps_the_latest_quote_per_symbol_and_publishes_it_when_room_r
     agent = held(engine)
     with running(engine):
         fill(engine, agent)
-        publisher = Publisher(engine, BackpressurePolicy.CONFLATE, source="feed")
+        publisher = FeedPublisher(engine, BackpressurePolicy.CONFLATE, source="feed")
         for i in range(200):
             publisher.publish(quote("BTC-USDT", i))
             publisher.publish(quote("ETH-USDT", 1000 + i))
@@ -89,7 +89,7 @@ def test_conflate_never_conflates_trades_they_wait_for_room() -> None:
     agent = held(engine)
     with running(engine):
         fill(engine, agent)
-        publisher = Publisher(engine, "conflate")
+        publisher = FeedPublisher(engine, "conflate")
         publisher.publish(quote("BTC-USDT", 1))
         done = threading.Event()
 
@@ -118,7 +118,7 @@ def test_block_waits_for_room_and_loses_nothing() -> None:
     agent = held(engine)
     with running(engine):
         fill(engine, agent)
-        publisher = Publisher(engine, "block")
+        publisher = FeedPublisher(engine, "block")
         thread = threading.Thread(
             target=lambda: [publisher.publish(quote("BTC-USDT", i)) for i in range(500)]
         )
@@ -134,4 +134,4 @@ def test_block_waits_for_room_and_loses_nothing() -> None:
 
 def test_a_bad_policy_is_named() -> None:
     with pytest.raises(ValueError, match="'queue' is not a valid BackpressurePolicy"):
-        Publisher(small_engine(), "queue")
+        FeedPublisher(small_engine(), "queue")

@@ -29,7 +29,7 @@ from market_intel.messages import CoreMessage, Event, MarketData
 if TYPE_CHECKING:
     from market_intel.engine import CoreEngine
 
-__all__ = ["BackpressurePolicy", "BackpressureStatistics", "Publisher"]
+__all__ = ["BackpressurePolicy", "BackpressureStatistics", "FeedPublisher"]
 
 _WARN_EVERY_NS: Final = 1_000_000_000
 
@@ -59,7 +59,7 @@ class BackpressureStatistics:
     dropped_by_symbol: dict[str, int] = field(default_factory=dict)
 
 
-class Publisher:
+class FeedPublisher:
     """Publish into a running engine under a backpressure policy.
 
     Not thread-safe for publishing: one feed thread publishes through one publisher.

@@ -53,8 +53,8 @@ __all__ = [
     "ValidationIssue",
     "ValidationPolicy",
     "ValidationStatistics",
+    "ValidationVerdict",
     "Validator",
-    "Verdict",
 ]
 
 
@@ -121,7 +121,7 @@ class ValidationPolicy:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class ValidationVerdict:
     """The outcome of one check."""
 
     accepted: bool
@@ -145,7 +145,7 @@ class ValidationStatistics:
     """Occurrences per issue name (every issue counted, whatever its action)."""
 
 
-_OK: Final = Verdict(True)
+_OK: Final = ValidationVerdict(True)
 
 
 class Validator:
@@ -164,7 +164,7 @@ class Validator:
         self._counts = dict.fromkeys(ValidationIssue, 0)
         self._checked = self._accepted = self._rejected = self._flagged = 0
 
-    def check(self, update: Update) -> Verdict:
+    def check(self, update: Update) -> ValidationVerdict:
         """Check one update, count what is found, and say whether to publish it."""
         found: list[ValidationIssue] = []
         if isinstance(update, QuoteUpdate):
@@ -264,7 +264,7 @@ class Validator:
             elif not any(self.policy.action(i) is ValidationAction.REJECT for i in found):
                 self._last_time[key] = exchange_ns
 
-    def _judge(self, found: list[ValidationIssue]) -> Verdict:
+    def _judge(self, found: list[ValidationIssue]) -> ValidationVerdict:
         self._checked += 1
         if not found:
             self._accepted += 1
@@ -274,14 +274,14 @@ class Validator:
             self._counts[issue] += 1
         if ValidationAction.REJECT in actions:
             self._rejected += 1
-            return Verdict(False, tuple(found))
+            return ValidationVerdict(False, tuple(found))
         self._accepted += 1
         flagged = tuple(
             i for i, a in zip(found, actions, strict=True) if a is ValidationAction.FLAG
         )
         if flagged:
             self._flagged += 1
-        return Verdict(True, flagged)
+        return ValidationVerdict(True, flagged)
 
 
 def _check_quote(update: QuoteUpdate, found: list[ValidationIssue]) -> None:

@@ -38,7 +38,7 @@ import msgspec
 from market_intel.adapters.backpressure import (
     BackpressurePolicy,
     BackpressureStatistics,
-    Publisher,
+    FeedPublisher,
 )
 from market_intel.adapters.book import BookManager, OrderBook
 from market_intel.adapters.normalize import BookUpdate, FeedEvent, FeedItem
@@ -153,7 +153,7 @@ class DataIngestionAgent:
         self.source = source
         self.validator = Validator(self.config.validation)
         self.books = BookManager()
-        self.publisher = Publisher(engine, self.config.backpressure, source=self.name)
+        self.publisher = FeedPublisher(engine, self.config.backpressure, source=self.name)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._paused = threading.Event()
