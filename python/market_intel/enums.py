@@ -88,6 +88,7 @@ class OrderStatus(IntEnum):
     REJECTED = 5
     PENDING_NEW = 6
     PENDING_CANCEL = 7
+    PENDING_REPLACE = 8
 
 
 class Liquidity(IntEnum):
