@@ -8,7 +8,7 @@ STAMP := $(VENV)/.deps-stamp
 BUILD_STAMP := $(VENV)/.build-stamp
 RUST_SOURCES := $(shell find crates -name '*.rs' -o -name Cargo.toml 2>/dev/null) Cargo.toml Cargo.lock
 
-.PHONY: help run test test-rust test-python bench lint build clean lmax-deps
+.PHONY: help run test test-rust test-python bench lint build clean lmax-deps quickfix
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test-rust: ## Rust unit, topology and stress tests
 test-python: build ## Python tests
 	$(PY) -m pytest -q
 
+quickfix: ## Install Debian's QuickFIX example engines, the FIX tests' counterparty (tests do it too)
+	bash scripts/quickfix.sh .quickfix
+
 LMAX_JARS := /usr/share/java/disruptor.jar /usr/share/java/hdrhistogram.jar
 
 lmax-deps:
@@ -57,4 +60,4 @@ lint: $(STAMP) ## ruff, mypy --strict, stubtest, cargo fmt and clippy
 	cargo clippy --workspace --all-targets -- -D warnings
 
 clean: ## Remove build outputs and the virtual environment
-	rm -rf target $(VENV) benchmarks/results/*.json
+	rm -rf target $(VENV) benchmarks/results/*.json .quickfix

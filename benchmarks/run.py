@@ -29,6 +29,12 @@ Topologies (LMAX names, plus two for cross-process Python):
                           beside file.write of the same msgpack bytes
   journal_recovery        a journal of recorded market data reopened and replayed, beside decoding
                           the same msgpack from a plain file
+  archive_write           recorded Binance records to the partitioned zstd Parquet archive, beside
+                          one pyarrow write_table and raw numpy tofile
+  query_day               trades and 1-minute bars of one symbol over a day of data (the recording
+                          tiled over 24 h), pruned, beside the same query with pushdown off
+  fix_replay              the recorded JSE 35=X feed parsed, checked and converted, beside a plain
+                          simplefix parser loop
 New implementations are registered in benchmarks/ours.py (see its docstring).
 """
 
@@ -41,12 +47,14 @@ from collections.abc import Sequence
 
 from benchmarks import (
     engine,
+    fix,
     lmax,
     native,
     nautilus,
     ours,
     parsers,
     peers,
+    storage_archive,
     storage_journal,
 )
 from benchmarks.harness import (
@@ -79,6 +87,9 @@ TOPOLOGIES: tuple[str, ...] = (
     "parse_kraken",
     "journal_append",
     "journal_recovery",
+    "archive_write",
+    "query_day",
+    "fix_replay",
 )
 
 # Ratio columns per topology: each row's median / the median of these rows (when present).
@@ -100,6 +111,9 @@ REFERENCES: dict[str, tuple[str, ...]] = {
     "parse_kraken": ("json.loads kraken (baseline)",),
     "journal_append": ("file.write of the msgpack bytes (baseline)",),
     "journal_recovery": ("msgspec decode of a plain file (baseline)",),
+    "archive_write": ("pyarrow write_table (one file)",),
+    "query_day": ("MarketStore, filter pushdown off",),
+    "fix_replay": ("simplefix FixParser loop",),
 }
 
 DEFAULT_REPS = {"quick": 3, "full": 5}
@@ -115,6 +129,8 @@ def registry() -> list[Bench]:
         + engine.benches()
         + parsers.benches()
         + storage_journal.benches()
+        + storage_archive.benches()
+        + fix.benches()
     )
 
 
