@@ -13,7 +13,8 @@ state after a restart by replaying the journal into a running engine.
 Per batch: rows published as numpy records (market data, orders, trades) are journaled as
 raw records, with no message object built; a batch holding published message objects is
 journaled as MessagePack messages (``batch.messages()``), metadata included. With an
-``archive`` the agent then hands it a copy of the batch's records.
+``archive`` the agent then hands it the batch as records: a copy of the ring's records, or
+records encoded from the message objects when the batch holds any.
 
 The journal is open from construction until the engine stops the agent (``on_stop`` syncs
 and closes it, releasing the directory); ``on_start`` opens it again for the next run.
@@ -42,6 +43,7 @@ import numpy.typing as npt
 
 from market_intel import _config_schema as schema
 from market_intel._config_schema import Boolean, Choice, FilePath, Integer, Number, Text, kind
+from market_intel.codec import to_records
 from market_intel.engine import CoreEngine
 from market_intel.enums import AgentType, Priority
 from market_intel.errors import EngineError, InvalidArgumentError, JournalError
@@ -281,14 +283,19 @@ class StorageAgent:
         if len(records) == 0:
             return
         journal = self.journal
+        messages = None
         if not ((records["flags"] & FLAG_OBJECT) != 0).any():
             journal.append_records(records)
         else:
-            journal.append(batch.messages())
+            messages = batch.messages()
+            journal.append(messages)
         self._messages += len(records)
         self._batches += 1
         if self._archive is not None:
-            self._archived += int(self._archive.write(records.copy()))
+            # A message published as an object carries its payload in the object, not in its
+            # ring record: the archive gets records encoded from the messages themselves.
+            rows = records.copy() if messages is None else to_records(messages)
+            self._archived += int(self._archive.write(rows))
 
     # -- recovery --------------------------------------------------------------------------
 
