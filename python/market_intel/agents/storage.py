@@ -294,7 +294,7 @@ class StorageAgent:
         if self._archive is not None:
             # A message published as an object carries its payload in the object, not in its
             # ring record: the archive gets records encoded from the messages themselves.
-            rows = records.copy() if messages is None else to_records(messages)
+            rows = records.copy() if messages is None else _with_payloads(records, messages)
             self._archived += int(self._archive.write(rows))
 
     # -- recovery --------------------------------------------------------------------------
@@ -450,3 +450,18 @@ class _LanePublisher:
             self.urgent = lane
             chunk: list[CoreMessage] | npt.NDArray[np.void] = part(lo, hi)
             self.engine.publish_batch(chunk)
+
+
+_HEADER = ("id", "created_ns", "published_ns", "correlation_id", "causation_id", "priority")
+
+
+def _with_payloads(
+    records: npt.NDArray[np.void], messages: list[CoreMessage]
+) -> npt.NDArray[np.void]:
+    """The batch's records with each row's payload columns encoded from its message (the
+    ring record of a message published as an object carries only its header). ``flags``
+    are the encoded ones: the payload is in the record now."""
+    rows = to_records(messages)
+    for name in _HEADER:
+        rows[name] = records[name]
+    return rows
