@@ -303,8 +303,9 @@ def test_orders_and_execution_reports() -> None:
     )  # fmt: skip
     (replaced,) = converter.convert(replace)
     assert isinstance(replaced.payload, Order)
-    assert replaced.payload.status is OrderStatus.PENDING_NEW
+    assert replaced.payload.status is OrderStatus.PENDING_REPLACE
     assert replaced.payload.order_id == 42 and replaced.metadata["msg_type"] == "G"
+    assert (replaced.payload.quantity, replaced.payload.price) == (0.4, 65090.0)
     cancel = converter.order_cancel_request(order, cl_ord_id="44", orig_cl_ord_id="42")
     (canceling,) = converter.convert(cancel)
     assert isinstance(canceling.payload, Order)
@@ -333,6 +334,16 @@ def test_orders_and_execution_reports() -> None:
     assert isinstance(canceled.payload, Order)
     assert canceled.payload.status is OrderStatus.CANCELED
     assert canceled.payload.quantity == 0.2  # CumQty + LeavesQty without OrderQty
+
+    pending_replace = _message(
+        (35, "8"), (37, "X-1"), (11, "43"), (41, "42"), (17, "E-79"), (150, "E"), (39, "E"),
+        (54, "2"), (55, "BTCUSDT"), (38, "0.5"), (14, "0.2"), (151, "0.3"),
+    )  # fmt: skip
+    (replacing,) = converter.convert(pending_replace)
+    assert isinstance(replacing.payload, Order)
+    assert replacing.payload.status is OrderStatus.PENDING_REPLACE
+    assert replacing.payload.order_id == 42 and replacing.metadata["ord_status"] == "E"
+    assert replacing.payload.price == 65090.0  # remembered from the G (ClOrdID 43)
 
 
 def test_unknown_enum_value_names_field_value_and_expected() -> None:

@@ -36,7 +36,7 @@ from market_intel.adapters.fix.session import (
     FixSessionState,
 )
 from market_intel.adapters.fix.store import FixSessionStore
-from market_intel.enums import MarketDataKind, Side
+from market_intel.enums import MarketDataKind, OrderStatus, Side
 from market_intel.errors import ConfigError, FixSessionError
 from market_intel.messages import MarketData, Order
 
@@ -541,9 +541,22 @@ def test_orders_built_from_engine_orders_round_trip(tmp_path: Path, acceptor: Fi
         ours.send(converter.new_order_single(order))
         received = theirs.receive(WAIT)
         assert received is not None and received.get(44) == b"0.00001"
-        (message,) = FixConverter(venue="exec").convert(received)
+        theirs_converter = FixConverter(venue="exec")
+        (message,) = theirs_converter.convert(received)
         assert isinstance(message.payload, Order)
         assert (message.payload.order_id, message.payload.price) == (7, 1e-05)
+        assert message.payload.status is OrderStatus.PENDING_NEW
+        replacement = Order(order_id=7, symbol="MSFT", side=Side.SELL, quantity=4.0, price=2e-05)
+        ours.send(
+            converter.order_cancel_replace_request(replacement, cl_ord_id="8", orig_cl_ord_id="7")
+        )
+        received = theirs.receive(WAIT)
+        assert received is not None and received.get(35) == b"G" and received.get(41) == b"7"
+        (replaced,) = theirs_converter.convert(received)
+        assert isinstance(replaced.payload, Order)
+        assert replaced.payload.status is OrderStatus.PENDING_REPLACE
+        assert (replaced.payload.order_id, replaced.payload.quantity) == (7, 4.0)
+        assert replaced.payload.price == 2e-05
         ours.logout()
 
 

@@ -11,12 +11,16 @@ W  snapshot             one MARKET_DATA per MDEntry (268 group)
 X  incremental refresh  one MARKET_DATA per MDEntry (268 group)
 D  NewOrderSingle       ORDER, status PENDING_NEW
 F  OrderCancelRequest   ORDER, status PENDING_CANCEL
-G  OrderCancelReplace   ORDER, status PENDING_NEW (the replacement's terms; OrderStatus
-                        has no pending-replace state; ``metadata["msg_type"]`` says G)
+G  OrderCancelReplace   ORDER, status PENDING_REPLACE (the replacement's terms)
 8  ExecutionReport      ORDER (status from OrdStatus 39, filled from CumQty 14), and a
                         TRADE when LastQty (32) > 0 (price LastPx 31, quantity 32)
 anything else           nothing (admin messages, market data requests, ...)
 ======================  ==========================================================
+
+Every order message has ``metadata["msg_type"]`` (35). A report's OrdStatus (39) gives its
+status: A PENDING_NEW, 6 PENDING_CANCEL, E PENDING_REPLACE; 0, 5 (replaced: the replacement
+is working), 7, 9 and D NEW; 1 PARTIALLY_FILLED; 2 and B FILLED; 3, 4 and C CANCELED;
+8 REJECTED.
 
 MDEntryType (269) decides the kind and the fields of a market data message:
 
@@ -53,23 +57,44 @@ An ExecutionReport seldom repeats the order's type, price and time in force. The
 remembers the orders it saw or built (``remember``, the last 100,000 by ClOrdID) and takes
 those from there; a report about an order it never saw, without OrdType (40) and Price (44),
 gives order type MARKET and price None.
+
+Field values are read and written in ``_fields``; the MDEntry group and the V/W/Y
+builders are in ``_market_data``.
 """
 
 from __future__ import annotations
 
-import calendar
-import functools
-import hashlib
-import time
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Final, Protocol, TypeVar, cast
+from typing import Final
 
-import simplefix
-
-from market_intel.adapters.normalize import normalize_symbol, parse_decimal, to_float
+from market_intel.adapters.fix._fields import (
+    FixMessage,
+    decimal_of,
+    enum_of,
+    fix_id,
+    format_decimal,
+    format_utc_timestamp,
+    new_message,
+    parse_utc_timestamp,
+    required_text,
+    short_id,
+    text_of,
+)
+from market_intel.adapters.fix._market_data import (
+    Fields,
+    MarketDataEntry,
+    MarketDataRequest,
+    decoded,
+    entry_decimal,
+    market_data_request,
+    market_data_request_reject,
+    market_data_snapshot,
+    md_group,
+    parse_market_data_request,
+)
+from market_intel.adapters.normalize import normalize_symbol, to_float
 from market_intel.enums import (
     Liquidity,
     MarketDataKind,
@@ -98,128 +123,7 @@ __all__ = [
     "parse_utc_timestamp",
 ]
 
-
-class FixMessage(Protocol):
-    """The part of ``simplefix.FixMessage`` this package uses: ordered ``(tag, value)`` pairs."""
-
-    pairs: list[tuple[bytes, bytes]]
-    message_type: bytes | None
-
-    def get(self, tag: int, nth: int = ...) -> bytes | None: ...
-
-    def append_pair(self, tag: int, value: object, header: bool = ...) -> None: ...
-
-    def encode(self, raw: bool = ...) -> bytes: ...
-
-
-def new_message(msg_type: str | None = None, begin_string: str | None = None) -> FixMessage:
-    """Make an empty ``simplefix.FixMessage``, with BeginString (8) and MsgType (35) if given."""
-    message = cast(FixMessage, simplefix.FixMessage())
-    if begin_string is not None:
-        message.append_pair(8, begin_string)
-    if msg_type is not None:
-        message.append_pair(35, msg_type)
-    return message
-
-
-# Values
-
-
-def fix_id(text: str) -> int:
-    """Map a FIX id (ClOrdID, OrderID, ExecID) to an unsigned 64-bit int, always the same way.
-
-    A string of ASCII digits below 2**64 gives its value; any other string gives the first
-    8 bytes (big-endian) of its BLAKE2b digest.
-    """
-    if text.isascii() and text.isdigit() and len(text) <= 20:
-        value = int(text)
-        if value < 1 << 64:
-            return value
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
-
-
-def format_decimal(value: Decimal | float | int) -> str:
-    """Write a number as a FIX decimal: plain digits, no exponent (``1e-05`` -> ``0.00001``).
-
-    A float is written as the shortest decimal that reads back as the same double.
-    """
-    if isinstance(value, float):
-        value = Decimal(repr(value))
-    elif isinstance(value, int):
-        return str(value)
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
-
-
-@functools.lru_cache(maxsize=64)
-def _day_seconds(date: str) -> int:
-    """Seconds from the epoch to 00:00 UTC of ``YYYYMMDD``; ValueError if it is no date."""
-    if not (date.isascii() and date.isdigit()):
-        raise ValueError(date)
-    year, month, day = int(date[:4]), int(date[4:6]), int(date[6:])
-    if not (1 <= month <= 12 and 1 <= day <= calendar.monthrange(year, month)[1]):
-        raise ValueError(date)
-    return calendar.timegm((year, month, day, 0, 0, 0, 0, 0, 0))
-
-
-def parse_utc_timestamp(text: str | bytes, *, venue: str = "fix", field: str = "52") -> int:
-    """Read a UTCTimestamp (``20111124-05:33:31.763``, to nanoseconds) as ns since the epoch.
-
-    Raises:
-        MalformedFrameError: ``text`` is not ``YYYYMMDD-HH:MM:SS`` with an optional fraction.
-    """
-    raw = text.decode("ascii", "replace") if isinstance(text, bytes) else text
-    main, _, fraction = raw.partition(".")
-    try:
-        if len(main) != 17 or main[8] != "-" or main[11] != ":" or main[14] != ":":
-            raise ValueError(raw)
-        if fraction and (not fraction.isdigit() or len(fraction) > 9):
-            raise ValueError(raw)
-        parts = (main[9:11], main[12:14], main[15:17])
-        if not all(p.isascii() and p.isdigit() for p in parts):
-            raise ValueError(raw)
-        hour, minute, second = (int(p) for p in parts)
-        if not (hour < 24 and minute < 60 and second < 61):
-            raise ValueError(raw)
-        seconds = _day_seconds(main[:8]) + hour * 3600 + minute * 60 + second
-    except (ValueError, IndexError, OverflowError):
-        raise MalformedFrameError(
-            venue, field, text, "a UTC timestamp YYYYMMDD-HH:MM:SS[.fraction]"
-        ) from None
-    return seconds * 1_000_000_000 + int((fraction + "000000000")[:9])
-
-
-def format_utc_timestamp(ns: int | None = None) -> str:
-    """Write ns since the epoch (now when None) as a UTCTimestamp with milliseconds."""
-    ns = time.time_ns() if ns is None else ns
-    seconds, rest = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(seconds)) + f".{rest // 1_000_000:03d}"
-
-
-def _text(message: FixMessage, tag: int) -> str | None:
-    value = message.get(tag)
-    return None if value is None else value.decode("utf-8", "replace")
-
-
-def _required(message: FixMessage, tag: int, venue: str, name: str) -> str:
-    value = _text(message, tag)
-    if value is None or value == "":
-        raise MalformedFrameError(venue, f"{name}({tag})", value, f"tag {tag} present")
-    return value
-
-
-def _decimal(message: FixMessage, tag: int, venue: str, name: str) -> Decimal | None:
-    value = message.get(tag)
-    return None if value is None else parse_decimal(value, venue=venue, field=f"{name}({tag})")
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 16 and text.isascii() and "\x00" not in text else ""
-
-
-_E = TypeVar("_E")
+# FIX codes of the order fields
 
 _SIDES: Final = {"1": Side.BUY, "2": Side.SELL, "5": Side.SELL, "6": Side.SELL}
 _ORDER_TYPES: Final = {
@@ -249,92 +153,12 @@ _ORDER_STATUS: Final = {
     "B": OrderStatus.FILLED,  # calculated
     "C": OrderStatus.CANCELED,  # expired
     "D": OrderStatus.NEW,  # accepted for bidding
-    "E": OrderStatus.PENDING_NEW,  # pending replace
+    "E": OrderStatus.PENDING_REPLACE,
 }
 _LIQUIDITY: Final = {"1": Liquidity.MAKER, "2": Liquidity.TAKER}
 _FIX_SIDE: Final = {Side.BUY: "1", Side.SELL: "2"}
 _FIX_ORDER_TYPE: Final = {v: k for k, v in _ORDER_TYPES.items()}
 _FIX_TIME_IN_FORCE: Final = {v: k for k, v in _TIME_IN_FORCE.items()}
-
-
-def _enum(table: Mapping[str, _E], value: str, venue: str, name: str) -> _E:
-    try:
-        return table[value]
-    except KeyError:
-        expected = "one of " + ", ".join(sorted(table))
-        raise MalformedFrameError(venue, name, value, expected) from None
-
-
-# Market data
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MarketDataEntry:
-    """One MDEntry of a W or X message, with exact values.
-
-    Attributes:
-        entry_type: MDEntryType (269): ``"0"`` bid, ``"1"`` offer, ``"2"`` trade, ...
-        symbol: The normalized symbol.
-        price: MDEntryPx (270), or None.
-        size: MDEntrySize (271), or None.
-        action: MDUpdateAction (279) of an X entry, None in a snapshot.
-        entry_id: MDEntryID (278), or None.
-        text: Text (58) of the entry, or None.
-    """
-
-    entry_type: str
-    symbol: str
-    price: Decimal | None = None
-    size: Decimal | None = None
-    action: str | None = None
-    entry_id: str | None = None
-    text: str | None = None
-
-
-_Fields = dict[bytes, bytes]
-
-
-def _md_group(message: FixMessage, venue: str) -> tuple[_Fields, list[_Fields]]:
-    """Split a W or X message: the fields before NoMDEntries (268), then one dict per entry
-    (each entry starts with the group's first tag; the first value of a tag wins)."""
-    head: _Fields = {}
-    entries: list[_Fields] = []
-    pairs = iter(message.pairs)
-    count: bytes | None = None
-    for tag, value in pairs:
-        if tag == b"268":
-            count = value
-            break
-        head.setdefault(tag, value)
-    if count is None:
-        return head, entries
-    if not count.isdigit():
-        raise MalformedFrameError(venue, "NoMDEntries(268)", count, "a count")
-    delimiter: bytes | None = None
-    for tag, value in pairs:
-        if tag == b"10":
-            break
-        if delimiter is None:
-            delimiter = tag
-        if tag == delimiter:
-            entries.append({})
-        entries[-1].setdefault(tag, value)
-    if len(entries) != int(count):
-        raise MalformedFrameError(
-            venue, "NoMDEntries(268)", int(count), f"{len(entries)}, the entries present"
-        )
-    return head, entries
-
-
-def _entry_decimal(value: bytes | None, venue: str, name: str) -> Decimal | None:
-    return None if value is None else parse_decimal(value, venue=venue, field=name)
-
-
-def _decoded(value: bytes | None) -> str | None:
-    return None if value is None else value.decode("utf-8", "replace")
-
-
-# Orders
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,7 +230,7 @@ class FixConverter:
             metadata=metadata,
         )
 
-    def _exchange_ns(self, message: FixMessage | _Fields) -> int:
+    def _exchange_ns(self, message: FixMessage | Fields) -> int:
         if isinstance(message, dict):
             stamp, sent = message.get(b"60"), message.get(b"52")
         else:
@@ -427,7 +251,7 @@ class FixConverter:
             MalformedFrameError: The group count differs from the entries present, an entry
                 has no MDEntryType (269) or symbol, or a price or size is not a decimal.
         """
-        return self._entries(*_md_group(message, self.venue))
+        return self._entries(*md_group(message, self.venue))
 
     def _symbol(self, raw: bytes) -> str:
         symbol = self._symbols.get(raw)
@@ -437,7 +261,7 @@ class FixConverter:
                 self._symbols[raw] = symbol
         return symbol
 
-    def _entries(self, head: _Fields, group: list[_Fields]) -> list[MarketDataEntry]:
+    def _entries(self, head: Fields, group: list[Fields]) -> list[MarketDataEntry]:
         venue = self.venue
         incremental = head.get(b"35") == b"X"
         outer_symbol = head.get(b"55")
@@ -453,11 +277,11 @@ class FixConverter:
                 MarketDataEntry(
                     entry_type=entry_type.decode("ascii", "replace"),
                     symbol=self._symbol(symbol),
-                    price=_entry_decimal(entry.get(b"270"), venue, "MDEntryPx(270)"),
-                    size=_entry_decimal(entry.get(b"271"), venue, "MDEntrySize(271)"),
-                    action=_decoded(entry.get(b"279")) if incremental else None,
-                    entry_id=_decoded(entry.get(b"278")),
-                    text=_decoded(entry.get(b"58")),
+                    price=entry_decimal(entry.get(b"270"), venue, "MDEntryPx(270)"),
+                    size=entry_decimal(entry.get(b"271"), venue, "MDEntrySize(271)"),
+                    action=decoded(entry.get(b"279")) if incremental else None,
+                    entry_id=decoded(entry.get(b"278")),
+                    text=decoded(entry.get(b"58")),
                 )
             )
         return entries
@@ -465,7 +289,7 @@ class FixConverter:
     def market_data(self, message: FixMessage, *, receive_ns: int = 0) -> list[CoreMessage]:
         """Return one MARKET_DATA message per MDEntry of a W or X message (see the module)."""
         venue = self.venue
-        head, group = _md_group(message, venue)
+        head, group = md_group(message, venue)
         snapshot = head.get(b"35") == b"W"
         seq = head.get(b"34") or head.get(b"1181")
         update_id = int(seq) if seq is not None and seq.isdigit() else 0
@@ -524,17 +348,17 @@ class FixConverter:
 
     def _terms(self, message: FixMessage, known: _Terms | None) -> _Terms:
         venue = self.venue
-        price = _decimal(message, 44, venue, "Price")
-        ord_type = _text(message, 40)
-        tif = _text(message, 59)
+        price = decimal_of(message, 44, venue, "Price")
+        ord_type = text_of(message, 40)
+        tif = text_of(message, 59)
         if ord_type is not None:
-            order_type = _enum(_ORDER_TYPES, ord_type, venue, "OrdType(40)")
+            order_type = enum_of(_ORDER_TYPES, ord_type, venue, "OrdType(40)")
         elif known is not None:
             order_type = known.order_type
         else:
             order_type = OrderType.MARKET if price is None else OrderType.LIMIT
         if tif is not None:
-            time_in_force = _enum(_TIME_IN_FORCE, tif, venue, "TimeInForce(59)")
+            time_in_force = enum_of(_TIME_IN_FORCE, tif, venue, "TimeInForce(59)")
         else:
             time_in_force = known.time_in_force if known is not None else TimeInForce.DAY
         if order_type is OrderType.MARKET or order_type is OrderType.STOP:
@@ -550,15 +374,15 @@ class FixConverter:
         return _Terms(order_type, value, time_in_force)
 
     def _ids_of(self, message: FixMessage) -> tuple[int, str, dict[str, MetadataValue]]:
-        cl_ord_id = _text(message, 11)
-        orig = _text(message, 41)
-        order_text = _text(message, 37)
+        cl_ord_id = text_of(message, 11)
+        orig = text_of(message, 41)
+        order_text = text_of(message, 37)
         key = orig or cl_ord_id or order_text
         if not key:
             raise MalformedFrameError(
                 self.venue, "ClOrdID(11)", None, "ClOrdID, OrigClOrdID or OrderID"
             )
-        metadata: dict[str, MetadataValue] = {"msg_type": _text(message, 35)}
+        metadata: dict[str, MetadataValue] = {"msg_type": text_of(message, 35)}
         named = (("cl_ord_id", cl_ord_id), ("orig_cl_ord_id", orig), ("fix_order_id", order_text))
         for name, value in named:
             if value is not None:
@@ -566,34 +390,39 @@ class FixConverter:
         return fix_id(key), cl_ord_id or "", metadata
 
     def order(self, message: FixMessage, *, receive_ns: int = 0) -> CoreMessage:
-        """Return the ORDER message of a D, F or G (PENDING_NEW, PENDING_CANCEL, PENDING_NEW).
+        """Return the ORDER message of a D, F or G: pending new, cancel or replace.
 
         Raises:
             MalformedFrameError: ClOrdID (11), Symbol (55), Side (54) or OrderQty (38) is
                 missing or malformed, or a limit order has no price.
         """
         venue = self.venue
-        msg_type = _text(message, 35)
+        msg_type = text_of(message, 35)
         order_id, cl_ord_id, metadata = self._ids_of(message)
-        orig = _text(message, 41)
+        orig = text_of(message, 41)
         known = self._orders.get(orig) if orig else None
         terms = self._terms(message, known)
-        side = _enum(_SIDES, _required(message, 54, venue, "Side"), venue, "Side(54)")
-        quantity = _decimal(message, 38, venue, "OrderQty")
+        side = enum_of(_SIDES, required_text(message, 54, venue, "Side"), venue, "Side(54)")
+        quantity = decimal_of(message, 38, venue, "OrderQty")
         if quantity is None:
             raise MalformedFrameError(venue, "OrderQty(38)", None, "an order quantity")
         exchange_ns = self._exchange_ns(message)
-        status = OrderStatus.PENDING_CANCEL if msg_type == "F" else OrderStatus.PENDING_NEW
+        if msg_type == "F":
+            status = OrderStatus.PENDING_CANCEL
+        elif msg_type == "G":
+            status = OrderStatus.PENDING_REPLACE
+        else:
+            status = OrderStatus.PENDING_NEW
         payload = Order(
             order_id=order_id,
-            symbol=normalize_symbol(venue, _required(message, 55, venue, "Symbol")),
+            symbol=normalize_symbol(venue, required_text(message, 55, venue, "Symbol")),
             side=side,
             quantity=to_float(quantity),
             price=terms.price,
             order_type=terms.order_type,
             time_in_force=terms.time_in_force,
             status=status,
-            client_order_id=_short(cl_ord_id),
+            client_order_id=short_id(cl_ord_id),
             venue=venue,
             exchange_ns=exchange_ns,
             receive_ns=receive_ns,
@@ -611,23 +440,23 @@ class FixConverter:
         """
         venue = self.venue
         order_id, cl_ord_id, metadata = self._ids_of(message)
-        orig = _text(message, 41)
+        orig = text_of(message, 41)
         known = self._orders.get(cl_ord_id) or (self._orders.get(orig) if orig else None)
-        ord_status = _required(message, 39, venue, "OrdStatus")
+        ord_status = required_text(message, 39, venue, "OrdStatus")
         metadata["ord_status"] = ord_status
-        status = _enum(_ORDER_STATUS, ord_status, venue, "OrdStatus(39)")
-        side = _enum(_SIDES, _required(message, 54, venue, "Side"), venue, "Side(54)")
-        symbol = normalize_symbol(venue, _required(message, 55, venue, "Symbol"))
-        cum = _decimal(message, 14, venue, "CumQty")
+        status = enum_of(_ORDER_STATUS, ord_status, venue, "OrdStatus(39)")
+        side = enum_of(_SIDES, required_text(message, 54, venue, "Side"), venue, "Side(54)")
+        symbol = normalize_symbol(venue, required_text(message, 55, venue, "Symbol"))
+        cum = decimal_of(message, 14, venue, "CumQty")
         if cum is None:
             raise MalformedFrameError(venue, "CumQty(14)", None, "the filled quantity")
-        quantity = _decimal(message, 38, venue, "OrderQty")
+        quantity = decimal_of(message, 38, venue, "OrderQty")
         if quantity is None:
-            leaves = _decimal(message, 151, venue, "LeavesQty")
+            leaves = decimal_of(message, 151, venue, "LeavesQty")
             if leaves is None:
                 raise MalformedFrameError(venue, "OrderQty(38)", None, "OrderQty or LeavesQty(151)")
             quantity = cum + leaves
-        exec_type = _text(message, 150)
+        exec_type = text_of(message, 150)
         if exec_type is not None:
             metadata["exec_type"] = exec_type
         terms = self._terms(message, known)
@@ -642,20 +471,20 @@ class FixConverter:
             time_in_force=terms.time_in_force,
             status=status,
             filled_quantity=to_float(cum),
-            client_order_id=_short(cl_ord_id),
+            client_order_id=short_id(cl_ord_id),
             venue=venue,
             exchange_ns=exchange_ns,
             receive_ns=receive_ns,
         )
         out = [self._wrap(MessageType.ORDER, order, metadata, receive_ns, exchange_ns)]
-        last_qty = _decimal(message, 32, venue, "LastQty")
-        canceled_trade = exec_type == "H" or _text(message, 20) == "1"
+        last_qty = decimal_of(message, 32, venue, "LastQty")
+        canceled_trade = exec_type == "H" or text_of(message, 20) == "1"
         if last_qty is not None and last_qty > 0 and not canceled_trade:
-            last_px = _decimal(message, 31, venue, "LastPx")
+            last_px = decimal_of(message, 31, venue, "LastPx")
             if last_px is None:
                 raise MalformedFrameError(venue, "LastPx(31)", None, "the price of a fill")
-            exec_id = _required(message, 17, venue, "ExecID")
-            liquidity = _LIQUIDITY.get(_text(message, 851) or "", Liquidity.UNKNOWN)
+            exec_id = required_text(message, 17, venue, "ExecID")
+            liquidity = _LIQUIDITY.get(text_of(message, 851) or "", Liquidity.UNKNOWN)
             trade = Trade(
                 trade_id=fix_id(exec_id),
                 symbol=symbol,
@@ -663,7 +492,7 @@ class FixConverter:
                 price=to_float(last_px),
                 quantity=to_float(last_qty),
                 order_id=order_id,
-                client_order_id=_short(cl_ord_id),
+                client_order_id=short_id(cl_ord_id),
                 liquidity=liquidity,
                 venue=venue,
                 exchange_ns=exchange_ns,
@@ -729,117 +558,3 @@ class FixConverter:
         self._order_body(message, order, symbol, with_terms=True)
         self.remember(cl_ord_id, order)
         return message
-
-
-# Market data requests (V) and their answers
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MarketDataRequest:
-    """A MarketDataRequest (V) as an acceptor reads it.
-
-    Attributes:
-        md_req_id: MDReqID (262).
-        subscription_type: SubscriptionRequestType (263): ``"0"`` snapshot, ``"1"``
-            snapshot and updates, ``"2"`` unsubscribe.
-        market_depth: MarketDepth (264): 0 full book, 1 top of book, n levels.
-        entry_types: MDEntryTypes asked for (267 group of 269).
-        symbols: Symbols asked for (146 group of 55), as sent.
-    """
-
-    md_req_id: str
-    subscription_type: str
-    market_depth: int
-    entry_types: tuple[str, ...] = ()
-    symbols: tuple[str, ...] = ()
-
-
-def market_data_request(
-    *,
-    md_req_id: str,
-    symbols: Sequence[str],
-    entry_types: Sequence[str] = ("0", "1"),
-    subscription_type: str = "0",
-    market_depth: int = 1,
-) -> FixMessage:
-    """Build a MarketDataRequest (V) for some symbols and entry types."""
-    message = new_message("V")
-    message.append_pair(262, md_req_id)
-    message.append_pair(263, subscription_type)
-    message.append_pair(264, market_depth)
-    if subscription_type == "1":
-        message.append_pair(265, "1")
-    message.append_pair(267, len(entry_types))
-    for entry_type in entry_types:
-        message.append_pair(269, entry_type)
-    message.append_pair(146, len(symbols))
-    for symbol in symbols:
-        message.append_pair(55, symbol)
-    return message
-
-
-def parse_market_data_request(message: FixMessage, *, venue: str = "fix") -> MarketDataRequest:
-    """Read a MarketDataRequest (V).
-
-    Raises:
-        MalformedFrameError: MDReqID (262), SubscriptionRequestType (263) or MarketDepth (264)
-            is missing, the depth is not a number, or a group count differs from its entries.
-    """
-    md_req_id = _required(message, 262, venue, "MDReqID")
-    subscription = _required(message, 263, venue, "SubscriptionRequestType")
-    depth = _required(message, 264, venue, "MarketDepth")
-    if not depth.isdigit():
-        raise MalformedFrameError(venue, "MarketDepth(264)", depth, "a whole number")
-    groups: dict[bytes, list[str]] = {b"269": [], b"55": []}
-    for tag, value in message.pairs:
-        if tag in groups:
-            groups[tag].append(value.decode("utf-8", "replace"))
-    for count_tag, tag in ((267, b"269"), (146, b"55")):
-        count = _text(message, count_tag)
-        if count is not None and (not count.isdigit() or int(count) != len(groups[tag])):
-            raise MalformedFrameError(
-                venue, f"({count_tag})", count, f"{len(groups[tag])}, the entries present"
-            )
-    return MarketDataRequest(
-        md_req_id=md_req_id,
-        subscription_type=subscription,
-        market_depth=int(depth),
-        entry_types=tuple(groups[b"269"]),
-        symbols=tuple(groups[b"55"]),
-    )
-
-
-def market_data_snapshot(
-    *, md_req_id: str, symbol: str, entries: Sequence[MarketDataEntry]
-) -> FixMessage:
-    """Build a MarketDataSnapshotFullRefresh (W) answering request ``md_req_id``.
-
-    Args:
-        md_req_id: MDReqID (262) of the request answered.
-        symbol: The symbol (55) as the requester sent it.
-        entries: The book's entries; each writes 269, and 270, 271, 278 when set.
-    """
-    message = new_message("W")
-    message.append_pair(262, md_req_id)
-    message.append_pair(55, symbol)
-    message.append_pair(268, len(entries))
-    for entry in entries:
-        message.append_pair(269, entry.entry_type)
-        if entry.price is not None:
-            message.append_pair(270, format_decimal(entry.price))
-        if entry.size is not None:
-            message.append_pair(271, format_decimal(entry.size))
-        if entry.entry_id is not None:
-            message.append_pair(278, entry.entry_id)
-    return message
-
-
-def market_data_request_reject(*, md_req_id: str, reason: str, text: str = "") -> FixMessage:
-    """Build a MarketDataRequestReject (Y): MDReqRejReason (281) ``reason``, e.g. ``"0"``
-    unknown symbol."""
-    message = new_message("Y")
-    message.append_pair(262, md_req_id)
-    message.append_pair(281, reason)
-    if text:
-        message.append_pair(58, text)
-    return message
