@@ -14,7 +14,17 @@ from market_intel import _core
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBMODULES = [
+    "adapters.backpressure",
+    "adapters.book",
+    "adapters.normalize",
+    "adapters.recording",
+    "adapters.tickfile",
+    "adapters.validation",
+    "adapters.websocket",
+    "adapters.wsreplay",
     "agent",
+    "agents.ingestion",
+    "agents.storage",
     "builder",
     "codec",
     "config",
@@ -27,6 +37,9 @@ SUBMODULES = [
     "ring",
     "routing",
     "statistics",
+    "storage.archive",
+    "storage.journal",
+    "storage.query",
     "wait",
 ]
 
@@ -136,3 +149,25 @@ def test_stubtest_passes() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_importing_the_package_leaves_the_heavy_dependencies_unloaded() -> None:
+    code = (
+        "import sys, market_intel; "
+        "print(sorted(m for m in ('pyarrow', 'duckdb', 'websockets', 'simplefix', 'zstandard') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_fix_and_venue_packages_offer_their_main_names_at_the_top() -> None:
+    from market_intel.adapters import fix, venues
+
+    for name in ("FixAcceptor", "FixConverter", "FixSession", "FixSessionConfig", "replay_file"):
+        assert getattr(mi, name) is getattr(fix, name)
+    assert mi.parser_for is venues.parser_for
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchName'"):
+        _ = mi.NoSuchName  # type: ignore[attr-defined]

@@ -219,8 +219,8 @@ def _csv_iter(path: Path, header: list[str]) -> Iterator[tuple[int, Mapping[str,
 
 
 def _parquet_rows(path: Path, wanted: list[str]) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    import pyarrow as pa  # type: ignore[import-untyped]
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
     source = pq.ParquetFile(path)
     _missing(path, source.schema_arrow.names, wanted)

@@ -47,13 +47,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
 import duckdb
-import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow as pa
 
 from market_intel.errors import InvalidArgumentError, StorageError
 from market_intel.storage.archive import NS_PER_DAY, TABLES, table_schema
 
 if TYPE_CHECKING:
-    import pandas  # type: ignore[import-untyped]
+    import pandas
     import polars
 
 __all__ = ["MarketStore", "QueryResult"]
