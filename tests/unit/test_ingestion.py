@@ -286,8 +286,28 @@ def test_recorded_speed_paces_the_feed_on_its_own_clock() -> None:
         RecordingSource(path, speed=0)
 
 
+def test_stop_does_not_hang_on_a_source_stuck_in_a_read(caplog: pytest.LogCaptureFixture) -> None:
+    release = threading.Event()
+
+    def stuck() -> Iterator[FeedItem]:
+        yield from items(SAMPLE["spot_btcusdt_20240808.gz"])[:10]
+        release.wait(30)  # a read that close() cannot interrupt
+
+    engine = mi.CoreEngineBuilder().with_processors(1).build()
+    agent = DataIngestionAgent(engine, stuck(), DataIngestionAgentConfig(drain_timeout_s=0.2))
+    engine.register_agent(agent, message_types=[mi.MessageType.CONTROL])
+    engine.start()
+    wait_for(lambda: agent.statistics().items == 10, "the first items")
+    engine.stop(timeout=30)
+    assert "still in its source after 0.2 s" in caplog.text
+    release.set()
+    wait_for(lambda: not agent.statistics().running, "the reader to leave")
+
+
 def test_config_errors_are_named() -> None:
     with pytest.raises(mi.InvalidArgumentError, match=r"backpressure: 'queue'; expected one of"):
         DataIngestionAgentConfig(backpressure="queue")  # type: ignore[arg-type]
     with pytest.raises(mi.InvalidArgumentError, match=r"name: ''; expected a name"):
         DataIngestionAgentConfig(name="")
+    with pytest.raises(mi.InvalidArgumentError, match=r"drain_timeout_s: 0; expected seconds"):
+        DataIngestionAgentConfig(drain_timeout_s=0)

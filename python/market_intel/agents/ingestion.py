@@ -29,6 +29,7 @@ import dataclasses
 import logging
 import threading
 import time
+import types
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -87,6 +88,8 @@ class DataIngestionAgentConfig:
     recording gives the same messages on every run (the default uses the engine's ids and
     the clock)."""
     stale_check_interval_s: float = 1.0
+    drain_timeout_s: float = 10.0
+    """How long ``CoreEngine.stop`` waits for the reader to leave its source."""
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -98,6 +101,11 @@ class DataIngestionAgentConfig:
                 f"DataIngestionAgentConfig.backpressure: {self.backpressure!r}; expected one of "
                 + ", ".join(p.value for p in BackpressurePolicy)
             ) from None
+        if not self.drain_timeout_s > 0:
+            raise InvalidArgumentError(
+                f"DataIngestionAgentConfig.drain_timeout_s: {self.drain_timeout_s!r}; "
+                "expected seconds > 0"
+            )
         if not self.stale_check_interval_s > 0:
             raise InvalidArgumentError(
                 "DataIngestionAgentConfig.stale_check_interval_s: "
@@ -165,6 +173,7 @@ class DataIngestionAgent:
         self._next_id = 0
         self._last_stale_check = 0
         self._feed_now = 0
+        self._recorded = bool(getattr(source, "recorded", False))
 
     # -- engine hooks -----------------------------------------------------------------------
 
@@ -182,11 +191,24 @@ class DataIngestionAgent:
         self._stop.set()
         self._paused.clear()
         close = getattr(self.source, "close", None)
-        if callable(close):
-            close()
+        # A generator cannot be closed from another thread while it runs: the reader leaves
+        # it at its next item and closes it itself.
+        if callable(close) and not isinstance(self.source, types.GeneratorType):
+            try:
+                close()
+            except Exception:
+                log.exception("ingestion %s: closing the source raised", self.name)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join()
+            thread.join(self.config.drain_timeout_s)
+            if thread.is_alive():  # a source blocked in a read that close() cannot cut short
+                log.warning(
+                    "ingestion %s: the reader is still in its source after %s s; stopping "
+                    "without it (what it publishes from now on is refused)",
+                    self.name,
+                    self.config.drain_timeout_s,
+                )
+                return
         if self.engine.running:
             self.publisher.flush(block=True)
 
@@ -242,6 +264,8 @@ class DataIngestionAgent:
         try:
             for item in self._items_of(self.source):
                 self._handle(item)
+            if isinstance(self.source, types.GeneratorType):
+                self.source.close()
             if not self._stop.is_set():
                 self.publisher.flush(block=True)
                 self._finished.set()
@@ -307,8 +331,7 @@ class DataIngestionAgent:
         self._publish_event(event)
 
     def _check_stale(self) -> None:
-        recorded = bool(getattr(self.source, "recorded", False))
-        now = self._feed_now if recorded else time.time_ns()
+        now = self._feed_now if self._recorded else time.time_ns()
         if now - self._last_stale_check < self.config.stale_check_interval_s * 1e9:
             return
         self._last_stale_check = now
