@@ -11,28 +11,11 @@ record is cut off, never replayed, and appending resumes at the next sequence. :
         for sequence, message in journal.replay():   # everything, in order
             ...
 
-Files::
-
-    <directory>/
-    ├── journal.lock                    flock()ed by the one writer; holds its pid
-    ├── 00000000000000000001.journal    a segment: records 1 .. 40_960
-    ├── 00000000000000040961.journal    the last segment, appended to
-    └── quarantine-<utc>-<pid>/         only after open(repair=True) cut a corrupt journal
-
-A segment is named by its first sequence and starts with a 32-byte header; a new segment is
+A journal is a directory of segment files, each named by its first sequence; a new segment is
 started before a batch's record would take the current one past ``segment_bytes`` (a record
-larger than that goes alone into a segment of its own)::
+larger than that goes alone into a segment of its own).
 
-    segment header (little-endian)       record frame (little-endian)
-    0   8  magic b"MIJOURNL"             0   4  marker b"\\xc1JRN"
-    8   2  format version (1)            4   4  CRC-32 of bytes 8 .. 24 + length
-    10  2  header size (32)              8   4  length of the payload
-    12  4  reserved (0)                  12  1  kind: 0 msgpack, 1 record
-    16  8  first sequence                13  3  reserved (0)
-    24  4  CRC-32 of bytes 0 .. 24       16  8  sequence
-    28  4  reserved (0)                  24  .. payload
-
-_Payloads come in two kinds. ``append(messages)`` writes each ``CoreMessage`` as MessagePack,
+Records come in two kinds. ``append(messages)`` writes each ``CoreMessage`` as MessagePack,
 the bytes of ``CoreMessage.to_msgpack()``: every field round-trips exactly (id, timestamps,
 correlation and causation ids, metadata). ``append_records(records)`` writes market data,
 order and trade records of ``MESSAGE_DTYPE`` as their 192 raw bytes, with no Python object
@@ -48,62 +31,73 @@ synced before the next one is created, so even after a power loss only the last 
 end in a torn record. An fsync that fails fails the journal: later appends raise
 ``JournalError`` (the kernel may have dropped the unsynced pages).
 
-Recovery. ``open`` lists the segments by name and scans the last one, its header and then
-record by record (earlier segments are checked as ``replay`` and ``verify`` read them). At the first
-frame that fails (header or payload cut short, no marker, checksum mismatch) it looks for any
-valid frame further on. If there is none, the failed frame is a torn tail: the segment is
-truncated to the last good record, ``recovery.truncated_bytes`` says how much was cut, and a
-warning is logged. A last segment whose own header is torn is removed the same way. If a
-valid frame follows, or a checksummed frame has the wrong sequence, records were lost in the
-middle: ``JournalCorruptionError`` names the segment, the offset and the sequence. With
-``repair=True``, ``open`` instead checks every segment and cuts the journal at the first bad
-record: the bytes from there on and every later segment are moved to a ``quarantine-*``
-directory, never deleted (after a power loss under ``never()``, a segment before the last can
-be cut short too: ``replay`` reports it, ``repair=True`` cuts it). After recovery the last
+Recovery. ``open`` scans the last segment; earlier segments are
+checked as ``replay`` and ``verify`` read them. A torn tail (a failed record with no valid
+record after it) is truncated, ``recovery.truncated_bytes`` says how much was cut, and a
+warning is logged; a last segment whose own header is torn is removed the same way. Records
+lost in the middle raise ``JournalCorruptionError`` naming the segment, the offset and the
+sequence; with ``repair=True``, ``open`` instead cuts the journal at the first bad record and
+moves what follows to a ``quarantine-*`` directory, never deleting it. After recovery the last
 segment is synced, so everything in the journal is durable.
 
 One writer per directory: ``open`` takes an exclusive ``flock`` on ``journal.lock`` and
 raises ``JournalError`` naming the directory if another journal holds it. One thread appends
 at a time (appends are serialized); ``replay`` may run in any thread and reads up to the last
 record appended when it was called.
+
+The implementation, in private modules whose public names this module exports::
+
+    journal.py              Journal: open, append, sync, replay, around one lock
+    _journal_types.py       FsyncPolicy, JournalRecovery, JournalStatistics, JournalBatch
+    _journal_format.py      the files: segment header and record frames, written and read
+    _journal_recovery.py    what open does to a journal a crash left behind
 """
 
 from __future__ import annotations
 
 import bisect
 import contextlib
-import errno
-import fcntl
 import itertools
 import logging
-import math
 import os
-import shutil
-import struct
 import threading
-import time
 import weakref
-import zlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Literal, Self
+from typing import Final, Self
 
-import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from market_intel.codec import from_records
-from market_intel.enums import MessageType
-from market_intel.errors import (
-    DtypeMismatchError,
-    InvalidArgumentError,
-    JournalCorruptionError,
-    JournalError,
-)
+from market_intel.errors import InvalidArgumentError, JournalError
 from market_intel.messages import CoreMessage
-from market_intel.records import MESSAGE_DTYPE, RECORD_SIZE
+from market_intel.storage._journal_format import FORMAT_VERSION as FORMAT_VERSION
+from market_intel.storage._journal_format import FRAME_HEADER_SIZE as FRAME_HEADER_SIZE
+from market_intel.storage._journal_format import HEADER_SIZE as HEADER_SIZE
+from market_intel.storage._journal_format import KIND_MSGPACK as KIND_MSGPACK
+from market_intel.storage._journal_format import KIND_RECORD as KIND_RECORD
+from market_intel.storage._journal_format import LOCK_NAME as LOCK_NAME
+from market_intel.storage._journal_format import (
+    RECORD_FRAME_SIZE,
+    create_segment,
+    decode_messages,
+    fsync_path,
+    lock_directory,
+    message_frames,
+    record_frames,
+    runs,
+    seal_record_frames,
+    segment_path,
+)
+from market_intel.storage._journal_format import SEGMENT_SUFFIX as SEGMENT_SUFFIX
+from market_intel.storage._journal_recovery import recover
+from market_intel.storage._journal_types import (
+    FsyncPolicy,
+    JournalBatch,
+    JournalRecovery,
+    JournalStatistics,
+)
 
 __all__ = [
     "FsyncPolicy",
@@ -115,347 +109,8 @@ __all__ = [
 
 log = logging.getLogger("market_intel.storage.journal")
 
-SEGMENT_SUFFIX: Final = ".journal"
-LOCK_NAME: Final = "journal.lock"
 DEFAULT_SEGMENT_BYTES: Final = 64 * 1024 * 1024
 MIN_SEGMENT_BYTES: Final = 1024
-FORMAT_VERSION: Final = 1
-KIND_MSGPACK: Final = 0
-KIND_RECORD: Final = 1
-
-_SEGMENT_MAGIC: Final = b"MIJOURNL"
-_SEGMENT_HEADER: Final = struct.Struct("<8sHHIQI4x")
-HEADER_SIZE: Final = _SEGMENT_HEADER.size  # 32
-_FRAME_MARKER: Final = b"\xc1JRN"
-_MARKER: Final = int.from_bytes(_FRAME_MARKER, "little")
-_FRAME: Final = struct.Struct("<IIIB3xQ")  # marker, crc, length, kind, sequence
-_FRAME_TAIL: Final = struct.Struct("<IB3xQ")  # length, kind, sequence: the checksummed part
-FRAME_HEADER_SIZE: Final = _FRAME.size  # 24
-_RECORD_FRAME_SIZE: Final = FRAME_HEADER_SIZE + RECORD_SIZE
-_RECORD_FRAME: Final = np.dtype(
-    {
-        "names": ["marker", "crc", "length", "kind", "sequence", "payload"],
-        "formats": ["<u4", "<u4", "<u4", "u1", "<u8", f"V{RECORD_SIZE}"],
-        "offsets": [0, 4, 8, 12, 16, 24],
-        "itemsize": _RECORD_FRAME_SIZE,
-    }
-)
-_RAW_RECORD: Final = np.dtype((np.void, RECORD_SIZE))
-_HOT_CODES: Final = np.array(
-    [MessageType.MARKET_DATA, MessageType.ORDER, MessageType.TRADE], dtype=np.uint8
-)
-_MAX_PAYLOAD: Final = 2**32 - 1
-_ENCODER: Final = msgspec.msgpack.Encoder()
-_DECODER: Final = msgspec.msgpack.Decoder(CoreMessage)
-_LIST_DECODER: Final = msgspec.msgpack.Decoder(list[CoreMessage])
-
-
-# -- public value types ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FsyncPolicy:
-    """When the journal calls ``fdatasync``: make one with ``every_batch()``, ``every(ms)`` or
-    ``never()``.
-
-    Attributes:
-        mode: ``"batch"``, ``"interval"`` or ``"never"``.
-        interval_ms: The longest a record waits for its sync in ``"interval"`` mode.
-    """
-
-    mode: Literal["batch", "interval", "never"]
-    interval_ms: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("batch", "interval", "never"):
-            raise InvalidArgumentError(
-                f"FsyncPolicy.mode: {self.mode!r}; expected 'batch', 'interval' or 'never'"
-            )
-        ms = self.interval_ms
-        if self.mode == "interval":
-            if not isinstance(ms, int | float) or isinstance(ms, bool) or not 0 < ms < math.inf:
-                raise InvalidArgumentError(
-                    f"FsyncPolicy.interval_ms: {ms!r}; expected a finite number of ms > 0"
-                )
-        elif ms != 0:
-            raise InvalidArgumentError(
-                f"FsyncPolicy.interval_ms: {ms!r} with mode {self.mode!r}; expected 0 "
-                "(only the 'interval' mode has an interval)"
-            )
-
-    @classmethod
-    def every_batch(cls) -> FsyncPolicy:
-        """Sync before each append returns."""
-        return cls("batch")
-
-    @classmethod
-    def every(cls, interval_ms: float) -> FsyncPolicy:
-        """Sync from a background thread at most every ``interval_ms`` while records wait."""
-        return cls("interval", interval_ms)
-
-    @classmethod
-    def never(cls) -> FsyncPolicy:
-        """Sync only on ``sync()`` and ``close()``."""
-        return cls("never")
-
-    def __str__(self) -> str:
-        if self.mode == "interval":
-            return f"every {self.interval_ms:g} ms"
-        return "every batch" if self.mode == "batch" else "never"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JournalRecovery:
-    """What ``Journal.open`` found and mended.
-
-    Attributes:
-        segments: Segment files after recovery.
-        last_sequence: The last record's sequence (0 for an empty journal).
-        truncated_bytes: Bytes cut off: a torn tail, last segments with a torn header, and
-            (with ``repair=True``) what was moved to quarantine.
-        torn_segment: The segment whose torn tail was cut, if any.
-        removed_segments: Last segments removed because their own header was torn.
-        quarantine: With ``repair=True``: the directory that received what was cut.
-    """
-
-    segments: int
-    last_sequence: int
-    truncated_bytes: int = 0
-    torn_segment: Path | None = None
-    removed_segments: tuple[Path, ...] = ()
-    quarantine: Path | None = None
-
-    @property
-    def clean(self) -> bool:
-        """Return True if nothing had to be cut."""
-        return not self.truncated_bytes and not self.removed_segments and self.quarantine is None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JournalStatistics:
-    """A journal's counters at one moment (appends and syncs count since ``open``).
-
-    Attributes:
-        last_sequence: The last record appended.
-        durable_sequence: The last record known to be on disk.
-        appended: Records appended since open.
-        appended_bytes: Bytes of frames appended since open.
-        fsyncs: Syncs completed since open.
-        segments: Segment files.
-        truncated_bytes: Bytes cut off by recovery at open.
-    """
-
-    last_sequence: int
-    durable_sequence: int
-    appended: int
-    appended_bytes: int
-    fsyncs: int
-    segments: int
-    truncated_bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class JournalBatch:
-    """Consecutive records of one kind, as ``replay_batches`` yields them.
-
-    Exactly one of ``messages`` (records appended with ``append``) and ``records`` (appended
-    with ``append_records``; a writable array of ``MESSAGE_DTYPE``) is set.
-    """
-
-    first_sequence: int
-    messages: list[CoreMessage] | None = None
-    records: npt.NDArray[np.void] | None = None
-
-    def __len__(self) -> int:
-        items = self.messages if self.messages is not None else self.records
-        return 0 if items is None else len(items)
-
-    @property
-    def last_sequence(self) -> int:
-        """Return the sequence of the batch's last record."""
-        return self.first_sequence + len(self) - 1
-
-    def to_messages(self) -> list[CoreMessage]:
-        """Return the batch as messages (records rebuilt with ``from_records``)."""
-        if self.messages is not None:
-            return self.messages
-        assert self.records is not None
-        return from_records(self.records)
-
-
-# -- reading frames ---------------------------------------------------------------------------
-
-
-_Payloads = list[memoryview] | npt.NDArray[np.void]
-"""A run's payloads: MessagePack payloads, or records of ``MESSAGE_DTYPE``."""
-
-
-class _Scan:
-    """Read one segment's frames from ``offset`` as runs of consecutive frames of one kind.
-    Afterwards ``offset`` and ``sequence`` point past the last good frame and ``problem``
-    says why the scan stopped short of ``end`` (None if it did not). ``torn`` is False for a
-    problem no torn write can cause (a checksummed frame of the wrong sequence or kind)."""
-
-    def __init__(self, data: bytes, offset: int, end: int, sequence: int) -> None:
-        self.data = data
-        self.view = memoryview(data)
-        self.offset = offset
-        self.end = end
-        self.sequence = sequence
-        self.problem: str | None = None
-        self.torn = True
-
-    def runs(self, limit: int) -> Iterator[tuple[int, _Payloads]]:
-        """Yield ``(first sequence, payloads)`` runs of at most ``limit`` frames."""
-        while self.offset < self.end and self.problem is None:
-            first = self.sequence
-            if (
-                self.end - self.offset >= FRAME_HEADER_SIZE
-                and self.data[self.offset + 12] == KIND_RECORD
-            ):
-                records = self._records(limit)
-                if len(records):
-                    yield first, records
-            else:
-                payloads = self._messages(limit)
-                if payloads:
-                    yield first, payloads
-
-    def _check(self, offset: int) -> tuple[int, int]:
-        """Check the frame at ``offset``: its (kind, end), or (-1, 0) with ``problem`` set."""
-        end = self.end
-        if end - offset < FRAME_HEADER_SIZE:
-            self.problem = f"a frame header cut short ({end - offset} of 24 bytes)"
-            return -1, 0
-        marker, crc, length, kind, seq = _FRAME.unpack_from(self.data, offset)
-        stop = offset + FRAME_HEADER_SIZE + length
-        if marker != _MARKER:
-            self.problem = "no frame marker"
-        elif stop > end:
-            have = end - offset - FRAME_HEADER_SIZE
-            self.problem = f"a payload cut short ({have} of {length} bytes)"
-        elif zlib.crc32(self.view[offset + 8 : stop]) != crc:
-            self.problem = "a checksum mismatch"
-        elif seq != self.sequence:
-            self.torn = False
-            self.problem = f"a checksummed frame of sequence {seq}; expected {self.sequence}"
-        elif kind > KIND_RECORD or (kind == KIND_RECORD and length != RECORD_SIZE):
-            self.torn = False
-            self.problem = (
-                f"a checksummed frame of kind {kind} and length {length}; expected kind 0, "
-                f"or kind 1 of length {RECORD_SIZE}"
-            )
-        else:
-            return kind, stop
-        return -1, 0
-
-    def _messages(self, limit: int) -> list[memoryview]:
-        data, view, end = self.data, self.view, self.end
-        unpack, crc32 = _FRAME.unpack_from, zlib.crc32
-        offset, sequence = self.offset, self.sequence
-        out: list[memoryview] = []
-        add = out.append
-        for _ in range(limit):  # the common case inline; _check explains any other
-            if end - offset < FRAME_HEADER_SIZE:
-                break
-            marker, crc, length, kind, seq = unpack(data, offset)
-            stop = offset + FRAME_HEADER_SIZE + length
-            if not (
-                marker == _MARKER and kind == KIND_MSGPACK and seq == sequence and stop <= end
-                and crc32(view[offset + 8 : stop]) == crc
-            ):  # fmt: skip
-                break
-            add(view[offset + FRAME_HEADER_SIZE : stop])
-            offset = stop
-            sequence += 1
-        self.offset, self.sequence = offset, sequence
-        if offset < end and len(out) < limit:
-            self._check(offset)  # a problem, or a record frame that starts the next run
-        return out
-
-    def _records(self, limit: int) -> npt.NDArray[np.void]:
-        """Take a run of record frames at once: fields checked as columns, then checksums."""
-        offset, size = self.offset, _RECORD_FRAME_SIZE
-        count = min((self.end - offset) // size, limit)
-        block = np.frombuffer(self.data, _RECORD_FRAME, count, offset)
-        sequences = np.arange(self.sequence, self.sequence + count, dtype=np.uint64)
-        ok = (block["marker"] == _MARKER) & (block["kind"] == KIND_RECORD)
-        ok &= (block["length"] == RECORD_SIZE) & (block["sequence"] == sequences)
-        good = count if ok.all() else int(np.argmin(ok))
-        view, crc32 = self.view, zlib.crc32
-        crcs = [crc32(view[o + 8 : o + size]) for o in range(offset, offset + good * size, size)]
-        bad = np.flatnonzero(np.array(crcs, dtype=np.uint32) != block["crc"][:good])
-        if len(bad):
-            good = int(bad[0])
-        records = np.empty(good, MESSAGE_DTYPE)
-        records.view(_RAW_RECORD)[:] = block["payload"][:good]
-        self.offset += good * size
-        self.sequence += good
-        if good < count or count == 0:
-            self._check(self.offset)  # the frame that ended the run: a problem, or another kind
-        return records
-
-
-def _valid_frame_after(data: bytes, start: int, end: int, sequence: int) -> int:
-    """The offset of the first checksummed frame of sequence >= ``sequence`` in
-    ``data[start:end]``, or -1."""
-    crc32 = zlib.crc32
-    while (at := data.find(_FRAME_MARKER, start, end)) >= 0:
-        if end - at >= FRAME_HEADER_SIZE:
-            _, crc, length, _, seq = _FRAME.unpack_from(data, at)
-            stop = at + FRAME_HEADER_SIZE + length
-            if stop <= end and seq >= sequence and crc32(data[at + 8 : stop]) == crc:
-                return at
-        start = at + 1
-    return -1
-
-
-def _segment_header(first_sequence: int) -> bytes:
-    head = _SEGMENT_HEADER.pack(_SEGMENT_MAGIC, FORMAT_VERSION, HEADER_SIZE, 0, first_sequence, 0)
-    crc = zlib.crc32(head[:24])
-    return _SEGMENT_HEADER.pack(_SEGMENT_MAGIC, FORMAT_VERSION, HEADER_SIZE, 0, first_sequence, crc)
-
-
-def _header_problem(head: bytes, first_sequence: int) -> tuple[str | None, bool]:
-    """Why a segment's first bytes are not the header its name says (None if they are), and
-    whether the header is damaged (cut short, or failing its checksum) rather than intact but
-    different (another format version, another first sequence)."""
-    if len(head) < HEADER_SIZE:
-        return f"a header cut short ({len(head)} of {HEADER_SIZE} bytes)", True
-    magic, version, size, _, first, crc = _SEGMENT_HEADER.unpack_from(head)
-    if magic != _SEGMENT_MAGIC or zlib.crc32(head[:24]) != crc or size != HEADER_SIZE:
-        return "a damaged header (magic, size or checksum)", True
-    if version != FORMAT_VERSION:
-        return f"format version {version}; expected {FORMAT_VERSION}", False
-    if first != first_sequence:
-        return f"a header of first sequence {first}; expected {first_sequence} (its name)", False
-    return None, False
-
-
-def _segment_path(directory: Path, first_sequence: int) -> Path:
-    return directory / f"{first_sequence:020d}{SEGMENT_SUFFIX}"
-
-
-def _list_segments(directory: Path) -> list[tuple[int, Path]]:
-    found = []
-    for path in directory.iterdir():
-        stem = path.name.removesuffix(SEGMENT_SUFFIX)
-        if path.name.endswith(SEGMENT_SUFFIX) and len(stem) == 20 and stem.isdigit():
-            found.append((int(stem), path))
-    return sorted(found)
-
-
-def _read_file(path: Path) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
-def _fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _release(fds: list[int]) -> None:
@@ -567,7 +222,7 @@ class Journal:
             raise JournalError(
                 f"journal {path}: cannot create the directory ({e}); expected a writable directory"
             ) from e
-        journal = cls(path, policy, segment_bytes, _lock(path))
+        journal = cls(path, policy, segment_bytes, lock_directory(path))
         try:
             journal._recover(repair)
         except BaseException:
@@ -584,138 +239,14 @@ class Journal:
         return journal
 
     def _recover(self, repair: bool) -> None:
-        directory = self.directory
-        segments = _list_segments(directory)
-        truncated, torn, removed, quarantine = 0, None, [], None
-        if repair and segments:
-            quarantine, truncated = self._repair(segments)
-            segments = _list_segments(directory)
-        while segments:  # a last segment with a torn header is a torn roll: remove it
-            first, path = segments[-1]
-            data = _read_file(path)
-            problem, damaged = _header_problem(data[:HEADER_SIZE], first)
-            if problem is None:
-                break
-            if not damaged:
-                raise JournalError(
-                    f"journal segment {path}: {problem}; expected a segment of this journal "
-                    "written by this version of market-intel"
-                )
-            later = _valid_frame_after(data, 0, len(data), first)
-            if later >= 0 or (len(segments) == 1 and first != 1):
-                raise JournalCorruptionError(
-                    f"journal segment {path}: offset 0 (sequence {first}): {problem}; "
-                    "expected a segment header (open with repair=True to cut the journal here)"
-                )
-            log.warning("journal %s: removed torn segment %s (%s)", directory, path.name, problem)
-            path.unlink()
-            removed.append(path)
-            truncated += len(data)
-            self._dir_dirty = True
-            segments.pop()
-        if not segments:
-            segments = [(1, _segment_path(directory, 1))]
-            os.close(self._create_segment(segments[0][1], 1))
+        segments, size, recovery = recover(self.directory, repair)
         self._segments = segments
-        first, path = segments[-1]
-        end, cut = self._scan_last(path, first)
-        if cut:
-            truncated += cut
-            torn = path
-        self._fds[0] = os.open(path, os.O_WRONLY | os.O_APPEND)
-        self._size = end
+        self._last = recovery.last_sequence
+        self._fds[0] = os.open(segments[-1][1], os.O_WRONLY | os.O_APPEND)
+        self._size = size
         self._dir_dirty = True  # the entries of segments a crash may have left unsynced
         self._sync_now()
-        self.recovery = JournalRecovery(
-            segments=len(segments),
-            last_sequence=self._last,
-            truncated_bytes=truncated,
-            torn_segment=torn,
-            removed_segments=tuple(removed),
-            quarantine=quarantine,
-        )
-
-    def _scan_last(self, path: Path, first: int) -> tuple[int, int]:
-        """Scan the last segment; cut a torn tail. Returns (its good size, bytes cut)."""
-        data = _read_file(path)
-        size = len(data)
-        scan = _Scan(data, HEADER_SIZE, size, first)
-        for _ in scan.runs(1 << 16):
-            pass
-        if scan.problem is not None:
-            later = -1
-            if scan.torn:
-                later = _valid_frame_after(data, scan.offset + 1, size, scan.sequence)
-            if not scan.torn or later >= 0:
-                after = f"; a valid record follows at offset {later}" if later >= 0 else ""
-                raise JournalCorruptionError(
-                    f"journal segment {path}: offset {scan.offset} (sequence "
-                    f"{scan.sequence}): {scan.problem}{after}; expected a valid record "
-                    "(open with repair=True to cut the journal here)"
-                )
-        del data
-        self._last = scan.sequence - 1
-        cut = size - scan.offset
-        if cut:
-            with open(path, "r+b") as f:
-                f.truncate(scan.offset)
-            log.warning(
-                "journal %s: cut a torn tail of %d bytes from %s at offset %d (%s after "
-                "sequence %d)",
-                self.directory, cut, path.name, scan.offset, scan.problem, self._last,
-            )  # fmt: skip
-        return scan.offset, cut
-
-    def _repair(self, segments: list[tuple[int, Path]]) -> tuple[Path | None, int]:
-        """Cut the journal at its first bad record; move what follows into quarantine.
-        Returns the quarantine directory (None if nothing was cut) and the bytes moved."""
-        sequence = segments[0][0]
-        for index, (first, path) in enumerate(segments):
-            if index and first != sequence:
-                cut_at, why = 0, f"starts at sequence {first}; expected {sequence}"
-            else:
-                cut_at, why, sequence, corrupt = _check_segment(path, first)
-                if cut_at < 0 or (index == len(segments) - 1 and not corrupt):
-                    continue  # a clean segment, or a torn tail that recovery cuts
-            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-            quarantine = self.directory / f"quarantine-{stamp}-{os.getpid()}"
-            quarantine.mkdir(exist_ok=True)
-            moved = 0
-            rest = segments[index:]
-            if cut_at >= HEADER_SIZE:
-                with open(path, "r+b") as f:
-                    f.seek(cut_at)
-                    tail = f.read()
-                    (quarantine / f"{path.name}.from-{cut_at}").write_bytes(tail)
-                    f.truncate(cut_at)
-                moved += len(tail)
-                rest = segments[index + 1 :]
-            for _, p in rest:
-                moved += p.stat().st_size
-                shutil.move(p, quarantine / p.name)
-            log.warning(
-                "journal %s: repaired: cut at %s offset %d (sequence %d: %s); %d bytes moved "
-                "to %s",
-                self.directory, path.name, cut_at, sequence, why, moved, quarantine,
-            )  # fmt: skip
-            self._dir_dirty = True
-            return quarantine, moved
-        return None, 0
-
-    def _create_segment(self, path: Path, first_sequence: int) -> int:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        except OSError as e:
-            raise JournalError(
-                f"journal segment {path}: cannot be created ({e}); expected a new file"
-            ) from e
-        try:
-            os.write(fd, _segment_header(first_sequence))
-        except OSError as e:
-            os.close(fd)
-            raise JournalError(f"journal segment {path}: header not written ({e})") from e
-        self._dir_dirty = True
-        return fd
+        self.recovery = recovery
 
     # -- appending -------------------------------------------------------------------------
 
@@ -733,28 +264,10 @@ class Journal:
             JournalError: The journal is closed or failed, or the write failed (the journal
                 is then as it was before the call).
         """
-        encode, head, tail, crc32 = _ENCODER.encode, _FRAME.pack, _FRAME_TAIL.pack, zlib.crc32
         with self._lock:
             self._check_writable()
             first = self._last + 1
-            parts: list[bytes] = []
-            add = parts.append
-            for sequence, message in enumerate(messages, first):
-                if message.__class__ is not CoreMessage:
-                    raise InvalidArgumentError(
-                        f"messages[{sequence - first}]: {message!r:.80} is not a CoreMessage; "
-                        "expected CoreMessage"
-                    )
-                payload = encode(message)
-                n = len(payload)
-                if n > _MAX_PAYLOAD:
-                    raise InvalidArgumentError(
-                        f"messages[{sequence - first}]: {n} bytes of MessagePack; expected at "
-                        f"most {_MAX_PAYLOAD}"
-                    )
-                crc = crc32(payload, crc32(tail(n, KIND_MSGPACK, sequence)))
-                add(head(_MARKER, crc, n, KIND_MSGPACK, sequence))
-                add(payload)
+            parts = message_frames(messages, first)
             if not parts:
                 return self._last
             blob = b"".join(parts)
@@ -782,39 +295,15 @@ class Journal:
             InvalidArgumentError: Not one-dimensional, or a row of another type.
             JournalError: The journal is closed or failed, or the write failed.
         """
-        if not isinstance(records, np.ndarray) or records.dtype != MESSAGE_DTYPE:
-            raise DtypeMismatchError(
-                f"records: {type(records).__name__} of dtype {getattr(records, 'dtype', None)}; "
-                "expected an array of MESSAGE_DTYPE"
-            )
-        if records.ndim != 1:
-            raise InvalidArgumentError(
-                f"records: an array of shape {records.shape}; expected a one-dimensional array"
-            )
-        n = len(records)
-        bad = np.flatnonzero(~np.isin(records["type"], _HOT_CODES))
-        if len(bad):
-            i = int(bad[0])
-            raise InvalidArgumentError(
-                f"records[{i}].type: {int(records['type'][i])}; expected MARKET_DATA, ORDER or "
-                "TRADE (append other messages with append())"
-            )
-        frames = np.zeros(n, _RECORD_FRAME)
-        frames["marker"] = _MARKER
-        frames["length"] = RECORD_SIZE
-        frames["kind"] = KIND_RECORD
-        frames["payload"] = np.ascontiguousarray(records).view(_RAW_RECORD)
-        size = _RECORD_FRAME_SIZE
+        frames = record_frames(records)
+        n = len(frames)
         with self._lock:
             self._check_writable()
             first = self._last + 1
             if n == 0:
                 return self._last
-            frames["sequence"] = np.arange(first, first + n, dtype=np.uint64)
-            with frames.view(np.uint8).data as view:
-                crc32 = zlib.crc32
-                frames["crc"] = [crc32(view[i + 8 : i + size]) for i in range(0, n * size, size)]
-            blob = frames.tobytes()
+            blob = seal_record_frames(frames, first)
+            size = RECORD_FRAME_SIZE
             self._write_frames(blob, range(size, (n + 1) * size, size), first, n)
             last = self._last
         if self.fsync.mode == "batch":
@@ -885,8 +374,9 @@ class Journal:
                     f"journal segment {self._segments[-1][1]}: fsync failed ({e}); expected a "
                     "healthy disk"
                 ) from e
-        path = _segment_path(self.directory, first_sequence)
-        fd = self._create_segment(path, first_sequence)
+        path = segment_path(self.directory, first_sequence)
+        fd = create_segment(path, first_sequence)
+        self._dir_dirty = True
         old, self._fds[0] = self._fds[0], fd
         os.close(old)
         self._segments.append((first_sequence, path))
@@ -946,10 +436,10 @@ class Journal:
                 fd = os.dup(self._fds[0])
             try:
                 for path in paths:
-                    _fsync_path(path)
+                    fsync_path(path)
                 os.fdatasync(fd)
                 if directory:
-                    _fsync_path(self.directory)
+                    fsync_path(self.directory)
             except OSError as e:
                 self._failed = e
                 raise JournalError(
@@ -1071,120 +561,15 @@ class Journal:
                 raise JournalError(f"journal {self.directory}: closed; expected an open one")
             last = self._last
             segments = list(self._segments)
-        return sum(len(run[2]) for run in _runs(segments, 1, last, 1 << 16))
-
-
-def _check_segment(path: Path, first: int) -> tuple[int, str, int, bool]:
-    """Check one whole segment. Returns the offset of its first problem (-1 if none), the
-    problem, the sequence after its last good record, and whether the problem is corruption
-    (a valid record follows it) rather than a torn tail."""
-    data = _read_file(path)
-    problem, damaged = _header_problem(data[:HEADER_SIZE], first)
-    if problem is not None:
-        later = _valid_frame_after(data, 0, len(data), first) >= 0
-        return 0, problem, first, later or not damaged
-    scan = _Scan(data, HEADER_SIZE, len(data), first)
-    for _ in scan.runs(1 << 16):
-        pass
-    if scan.problem is None:
-        return -1, "", scan.sequence, False
-    corrupt = not scan.torn
-    if not corrupt:
-        corrupt = _valid_frame_after(data, scan.offset + 1, len(data), scan.sequence) >= 0
-    return scan.offset, scan.problem, scan.sequence, corrupt
-
-
-def _runs(
-    segments: list[tuple[int, Path]], from_sequence: int, last: int, limit: int
-) -> Iterator[tuple[Path, int, _Payloads]]:
-    """Yield ``(segment, first sequence, payloads)`` runs of the records
-    ``from_sequence .. last``, checking every checksum, every header and that sequences run
-    on across segments."""
-    expected = segments[0][0] if segments else 1
-    for index, (first, path) in enumerate(segments):
-        if first > last:
-            return
-        following = segments[index + 1][0] if index + 1 < len(segments) else None
-        if following is not None and following <= from_sequence:
-            expected = following
-            continue
-        if first != expected:
-            raise JournalCorruptionError(
-                f"journal segment {path}: starts at sequence {first}; expected {expected} "
-                "(records are missing between segments)"
-            )
-        data = _read_file(path)
-        problem, _ = _header_problem(data[:HEADER_SIZE], first)
-        if problem is not None:
-            raise JournalCorruptionError(
-                f"journal segment {path}: offset 0 (sequence {first}): {problem}; expected a "
-                "segment header"
-            )
-        scan = _Scan(data, HEADER_SIZE, len(data), first)
-        for start, payloads in scan.runs(limit):
-            stop = start + len(payloads)  # one past the run's last sequence
-            if stop <= from_sequence:
-                continue
-            lo, hi = max(from_sequence - start, 0), min(last + 1 - start, len(payloads))
-            if hi > lo:
-                yield path, start + lo, payloads[lo:hi]
-            if stop > last:
-                return
-        if scan.problem is not None and scan.sequence <= last:
-            raise JournalCorruptionError(
-                f"journal segment {path}: offset {scan.offset} (sequence {scan.sequence}): "
-                f"{scan.problem}; expected a valid record"
-            )
-        expected = scan.sequence
-
-
-def _decode_messages(path: Path, first: int, payloads: list[memoryview]) -> list[CoreMessage]:
-    """Decode MessagePack payloads in one call (as one array), naming a bad one."""
-    data = b"\xdd" + len(payloads).to_bytes(4, "big") + b"".join(payloads)
-    try:
-        return _LIST_DECODER.decode(data)
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        for i, p in enumerate(payloads):
-            try:
-                _DECODER.decode(p)
-            except (msgspec.ValidationError, msgspec.DecodeError) as e:
-                raise JournalError(
-                    f"journal segment {path}: record {first + i} passed its checksum but is "
-                    f"not a CoreMessage ({e}); expected MessagePack of a CoreMessage"
-                ) from e
-        raise
+        return sum(len(run[2]) for run in runs(segments, 1, last, 1 << 16))
 
 
 def _batches(
     segments: list[tuple[int, Path]], from_sequence: int, last: int, max_batch: int
 ) -> Iterator[JournalBatch]:
     """The records ``from_sequence .. last`` as batches of one kind (at most ``max_batch``)."""
-    for path, first, payloads in _runs(segments, from_sequence, last, max_batch):
+    for path, first, payloads in runs(segments, from_sequence, last, max_batch):
         if isinstance(payloads, np.ndarray):
             yield JournalBatch(first, records=payloads)
         else:
-            yield JournalBatch(first, messages=_decode_messages(path, first, payloads))
-
-
-def _lock(directory: Path) -> int:
-    """Take the directory's writer lock; returns the lock file's descriptor."""
-    path = directory / LOCK_NAME
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise JournalError(
-            f"journal {directory}: cannot open {LOCK_NAME} ({e}); expected a writable directory"
-        ) from e
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as e:
-        holder = os.pread(fd, 21, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            raise JournalError(
-                f"journal {directory}: locked by another writer (process {holder}); expected "
-                "one writer per journal directory"
-            ) from e
-        raise JournalError(f"journal {directory}: cannot lock {LOCK_NAME} ({e})") from e
-    os.pwrite(fd, f"{os.getpid():<20}\n".encode(), 0)  # fixed width: no truncation needed
-    return fd
+            yield JournalBatch(first, messages=decode_messages(path, first, payloads))
