@@ -123,7 +123,7 @@ class MessagePayload(
         return Text(text=text)
 
 
-class MarketData(MessagePayload, frozen=True, kw_only=True, tag="market_data"):
+class MarketData(MessagePayload, frozen=True, kw_only=True, tag="market_data", gc=False):
     """A quote, public trade, book update or snapshot of one symbol; absent numbers are None."""
 
     symbol: str
@@ -170,7 +170,7 @@ class MarketData(MessagePayload, frozen=True, kw_only=True, tag="market_data"):
             _validate(self, self._checks)
 
 
-class Order(MessagePayload, frozen=True, kw_only=True, tag="order"):
+class Order(MessagePayload, frozen=True, kw_only=True, tag="order", gc=False):
     """An order and its state; LIMIT and STOP_LIMIT orders need a price, MARKET orders none."""
 
     order_id: int
@@ -225,7 +225,7 @@ class Order(MessagePayload, frozen=True, kw_only=True, tag="order"):
             raise _fail("Order", "price", self.price, "for a MARKET order", "None")
 
 
-class Trade(MessagePayload, frozen=True, kw_only=True, tag="trade"):
+class Trade(MessagePayload, frozen=True, kw_only=True, tag="trade", gc=False):
     """A fill of one of our orders, or a public trade; ``fee`` may be negative (a rebate)."""
 
     trade_id: int
@@ -266,7 +266,7 @@ class Trade(MessagePayload, frozen=True, kw_only=True, tag="trade"):
             _validate(self, self._checks)
 
 
-class Event(MessagePayload, frozen=True, kw_only=True, tag="event"):
+class Event(MessagePayload, frozen=True, kw_only=True, tag="event", gc=False):
     """Something that happened, with a machine-readable code."""
 
     code: str
@@ -323,7 +323,7 @@ class Analytics(MessagePayload, frozen=True, kw_only=True, tag="analytics"):
             raise _fail("Analytics", "query", query, problem, "exactly one of query and result")
 
 
-class Text(MessagePayload, frozen=True, kw_only=True, tag="text"):
+class Text(MessagePayload, frozen=True, kw_only=True, tag="text", gc=False):
     """Free text; goes with any message type."""
 
     text: str  # type: ignore[assignment]  # a field here, a constructor on the base

@@ -468,7 +468,7 @@ CASES: list[tuple[Make, str]] = [
     (od(side=OrderType.LIMIT), r"Order.side: OrderType.LIMIT is not a Side"),
     (od(order_type=9), r"Order.order_type: 9 is not a OrderType; expected one of MARKET, LIMIT"),
     (od(time_in_force=0), r"Order.time_in_force: 0 is not a TimeInForce; expected one of GTC"),
-    (od(status=8), r"Order.status: 8 is not a OrderStatus; expected one of NEW"),
+    (od(status=9), r"Order.status: 9 is not a OrderStatus; expected one of NEW"),
     (tr(side=None), r"Trade.side: None is not a Side"),
     (tr(liquidity=3), r"Trade.liquidity: 3 is not a Liquidity; expected one of UNKNOWN, MAKER"),
     (lambda: Event(code="x", severity=11), r"Event.severity: 11 is not a Severity"),  # type: ignore[arg-type]
