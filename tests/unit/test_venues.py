@@ -8,7 +8,7 @@ import gzip
 import json
 from collections.abc import Iterator
 from decimal import Decimal
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -612,3 +612,45 @@ def test_decimal_checks_agree_with_parse_decimal(text: str) -> None:
     except MalformedFrameError:
         got = None
     assert got == expected and str(got) == str(expected)
+
+
+@pytest.mark.parametrize(
+    ("recording", "venue"),
+    [("BINANCE", "binance"), ("BINANCE_FUTURES", "binance-usdm"), ("COINBASE", "coinbase"),
+     ("KRAKEN", "kraken")],
+)  # fmt: skip
+def test_the_fast_path_gives_what_the_strict_path_gives(recording: str, venue: str) -> None:
+    """Each parser decodes common frames on a fast path and everything else on a strict one;
+    on every recorded frame both give the same result (or the same error)."""
+    from market_intel.adapters.recording import recorded_frames
+
+    path = Path(__file__).resolve().parents[3] / "shared" / "data" / "exchanges"
+    fast, strict = parser_for(venue), parser_for(venue)
+    strict_parse = strict._parse  # type: ignore[attr-defined]
+    if isinstance(strict, BinanceParser):
+        strict_parse = partial(strict._parse, snapshot_symbol=None)
+    compared = 0
+    for frame in recorded_frames(path / f"{recording}.jsonl.zst"):
+        if frame.kind != "recv":
+            continue
+        outcomes = []
+        for parse in (fast.parse, strict_parse):
+            try:
+                outcomes.append(parse(frame.data, frame.receive_ns))
+            except MalformedFrameError as e:
+                outcomes.append(str(e))
+        assert outcomes[0] == outcomes[1], frame.data[:200]
+        compared += 1
+    assert compared > 200
+
+
+def test_the_fast_path_gives_what_the_strict_path_gives_on_the_binance_sample() -> None:
+    for path in binance.sample_paths():
+        venue = binance.venue_of(path)
+        fast, strict = BinanceParser(venue), BinanceParser(venue)
+        with gzip.open(path, "rt") as f:
+            for line in f:
+                ns, frame = line.rstrip("\n").split(" ", 1)
+                if '"stream"' not in frame:
+                    continue
+                assert fast.parse(frame, int(ns)) == strict._parse(frame, int(ns), None)

@@ -24,6 +24,17 @@ frames that carry no market data (subscription acknowledgements, heartbeats, sta
 give ``Parsed([])``, with a ``FeedEvent`` when they announce something (``subscribed``, or
 ``error`` for a venue-side error).
 
+Each parser reads a frame on one of two paths that give the same result. The fast path reads
+the frames a venue sends most (book updates, quotes, trades: each venue module says which),
+when they are ``_plain``, with a msgspec decoder whose decimal fields are typed ``_Dec``:
+msgspec makes each ``Decimal`` from its string in C and builds the levels' tuples, so only
+finiteness is left to check in Python. Whatever the fast path does not take (a frame that is
+not plain or not of those kinds, a symbol seen for the first time, any doubt about a value)
+goes to the strict path, which reads every frame, checks every decimal string as
+``parse_decimal`` does and names the field of a fault. The strict path is the reference: the
+fast path gives up rather than decide anything differently, so both give the same updates and
+the same errors.
+
 Channels given to ``subscribe_messages`` are ``trades``, ``quotes`` (best bid and offer) and
 ``book`` (L2 updates), or the recordings' names for them (``l2_book``, ``ticker``) and
 ``candles``; any other name is sent as the venue's own channel name. Symbols are canonical
@@ -37,7 +48,8 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, Protocol, runtime_checkable
+from itertools import chain
+from typing import TYPE_CHECKING, Annotated, Any, Final, Protocol, TypeAlias, runtime_checkable
 
 import msgspec
 
@@ -102,6 +114,90 @@ def parser_for(venue: str) -> VenueParser:
 
 # Shared helpers of the venue modules.
 
+if TYPE_CHECKING:
+    _Dec: TypeAlias = Decimal
+else:
+    _Dec = Decimal | Annotated[float, msgspec.Meta(gt=0, lt=0)]
+"""The fast decoders' type of a decimal string field.
+
+msgspec makes a ``Decimal`` of a JSON string with ``Decimal``'s own constructor, exactly, and
+refuses a string that constructor refuses. It would read a JSON number as a ``Decimal`` too (from
+the number's text, so exactly); the float member of the union, which no number satisfies, takes
+every number instead and refuses it, so a number where the venue sends a string fails as it
+does on the strict path. What ``Decimal()`` reads more leniently than ``parse_decimal`` is left
+to ``_plain`` (spaces, underscores, non-ASCII digits) and to ``_finite`` (NaN, Infinity).
+"""
+
+# An underscore with a character of a decimal string after it and one before it (or an
+# exponent's ``e`` after a digit): ``"1_0"``, ``"_1"``, ``"1e_5"``, not ``volume_24_h``.
+_LENIENT_UNDERSCORE: Final = re.compile(
+    r'_[-+.\deE_"](?:(?<=[-+.\d_"]_.)|(?<=[\d._][eE]_.))', re.ASCII
+)
+_LENIENT_UNDERSCORE_BYTES: Final = re.compile(
+    rb'_[-+.\deE_"](?:(?<=[-+.\d_"]_.)|(?<=[\d._][eE]_.))'
+)
+
+
+def _plain(frame: str | bytes, underscores: int | None = None) -> bool:
+    """Tell whether no string of the frame can be one that ``Decimal()`` reads although
+    ``parse_decimal`` refuses it, other than a NaN or an infinity (``_finite`` sees those).
+
+    ``Decimal()`` strips whitespace around a number, drops underscores anywhere in it
+    (``"1_0"``, ``"_1"``, ``"1._5"``) and reads non-ASCII digits. A plain frame is ASCII
+    without escapes, so none of its strings holds a non-ASCII digit; has no space next to a
+    quote, so no string starts or ends with whitespace (JSON strings cannot hold raw control
+    characters); and no underscore whose neighbours could both belong to a decimal string
+    (``volume_24_h`` and ``BTCUSD_PERP`` pass, ``"1_0"`` does not). Frames that are not plain
+    are read on the strict path.
+
+    Args:
+        frame: The frame's text.
+        underscores: How many underscores the caller knows the frame to hold outside its
+            decimal strings (in keys and names it decoded); when the frame holds exactly
+            that many, no decimal string holds one, and the underscores need no closer look.
+    """
+    if isinstance(frame, str):
+        return (
+            frame.isascii()
+            and "\\" not in frame
+            and (" " not in frame or ('" ' not in frame and ' "' not in frame))
+            and (
+                "_" not in frame
+                or (underscores is not None and frame.count("_") == underscores)
+                or _LENIENT_UNDERSCORE.search(frame) is None
+            )
+        )
+    if isinstance(frame, bytes):
+        return (
+            frame.isascii()
+            and b"\\" not in frame
+            and (b" " not in frame or (b'" ' not in frame and b' "' not in frame))
+            and (
+                b"_" not in frame
+                or (underscores is not None and frame.count(b"_") == underscores)
+                or _LENIENT_UNDERSCORE_BYTES.search(frame) is None
+            )
+        )
+    return False
+
+
+_FINITE: Final = Decimal.is_finite
+
+
+def _finite(levels: Iterable[Iterable[Decimal]]) -> bool:
+    """Tell whether every value of ``(price, size, ..)`` levels is finite (no NaN, no infinity)."""
+    return all(map(_FINITE, chain.from_iterable(levels)))
+
+
+def _spells_n(frame: str | bytes) -> bool:
+    """Tell whether the frame holds an ``n`` or ``N``: every spelling ``Decimal()`` reads as a
+    NaN or an infinity (``NaN``, ``sNaN``, ``Inf``, ``Infinity``, in any case) has one, so
+    the decimals of a frame without one are finite and need no ``_finite``."""
+    if isinstance(frame, str):
+        return "n" in frame or "N" in frame
+    return b"n" in frame or b"N" in frame
+
+
 _NOT_DECIMAL: Final = re.compile(r"[^0-9.eE+\-]")
 
 
@@ -159,13 +255,31 @@ def _pairs(
 
 
 _SECONDS_CACHE: dict[str, int] = {}
+_UTC_SECONDS: dict[str, int] = {}
+"""Epoch seconds of the ``YYYY-MM-DDTHH:MM:SS`` heads of UTC (``Z``) times read so far."""
 _RFC3339: Final = re.compile(
     r"(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)", re.ASCII
 )
+_FRACTION_NS: Final = (0, 100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1)
+"""ns of one unit of the last digit of an n-digit decimal fraction of a second."""
 
 
 def _rfc3339_ns(text: object, venue: str, field: str) -> int:
     """Return ns since the epoch of an RFC 3339 time with up to 9 fraction digits, exactly."""
+    if text.__class__ is str and text[-1:] == "Z":
+        # a UTC time whose head was read before: check the rest as ``_RFC3339`` would
+        seconds = _UTC_SECONDS.get(text[:19])
+        if seconds is not None:
+            fraction = text[20:-1]
+            if len(text) == 20:
+                return seconds * 1_000_000_000
+            if (
+                text[19] == "."
+                and 0 < len(fraction) <= 9
+                and fraction.isdigit()
+                and fraction.isascii()
+            ):
+                return seconds * 1_000_000_000 + int(fraction) * _FRACTION_NS[len(fraction)]
     match = _RFC3339.fullmatch(text) if text.__class__ is str else None
     if match is None:
         raise MalformedFrameError(
@@ -182,8 +296,13 @@ def _rfc3339_ns(text: object, venue: str, field: str) -> int:
         seconds = int(moment.timestamp())
         if len(_SECONDS_CACHE) > 4096:
             _SECONDS_CACHE.clear()
+            _UTC_SECONDS.clear()
         _SECONDS_CACHE[key] = seconds
-    return seconds * 1_000_000_000 + (int(fraction.ljust(9, "0")) if fraction else 0)
+        if zone == "Z":
+            _UTC_SECONDS[head] = seconds
+    return seconds * 1_000_000_000 + (
+        int(fraction) * _FRACTION_NS[len(fraction)] if fraction else 0
+    )
 
 
 _EPOCH_DECIMAL: Final = re.compile(r"(\d{1,12})(?:\.(\d{1,9}))?", re.ASCII)
@@ -199,20 +318,24 @@ def _epoch_ns(text: object, venue: str, field: str) -> int:
 
 
 class _SymbolCache:
-    """Canonical symbols of one venue's instrument names, computed once each."""
+    """Canonical symbols of one venue's instrument names, computed once each.
 
-    __slots__ = ("_known", "_venue")
+    ``known`` maps the names seen so far to their symbols: the fast paths look a name up
+    there and leave a name not yet seen to the strict path, which calls the cache.
+    """
+
+    __slots__ = ("_venue", "known")
 
     def __init__(self, venue: str) -> None:
         self._venue = venue
-        self._known: dict[object, str] = {}
+        self.known: dict[str, str] = {}
 
     def __call__(self, raw: object, field: str) -> str:
-        known = self._known.get(raw)
-        if known is not None:
-            return known
         if raw.__class__ is not str:
             raise MalformedFrameError(self._venue, field, raw, "an instrument name string")
+        known = self.known.get(raw)
+        if known is not None:
+            return known
         try:
             symbol = normalize_symbol(self._venue, raw)
         except MalformedFrameError as exc:
@@ -221,9 +344,9 @@ class _SymbolCache:
             raise MalformedFrameError(
                 self._venue, field, raw, "an ASCII instrument name of at most 16 characters"
             )
-        if len(self._known) > 4096:
-            self._known.clear()
-        self._known[raw] = symbol
+        if len(self.known) > 4096:
+            self.known.clear()
+        self.known[raw] = symbol
         return symbol
 
 

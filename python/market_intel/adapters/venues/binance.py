@@ -24,12 +24,18 @@ Frames come wrapped (``{"stream": .., "data": ..}`` from ``/stream?streams=``) o
 it with ``parse_snapshot`` or the parser's ``snapshot_symbol``. Exchange times are ms and
 become ns exactly; frames are decoded by msgspec into typed structs, and decimal strings
 become ``Decimal`` exactly (checked as strictly as ``parse_decimal``).
+
+Market frames and snapshots take the fast path (see ``market_intel.adapters.venues``): the
+``_FastFrame`` decoder has the strict one's fields and types, with ``Decimal`` (``_Dec``)
+where the strict one has a decimal string, so msgspec builds the levels' ``(price, size)``
+tuples itself and the parser checks them finite and builds the update.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any, Final
 
 import msgspec
@@ -40,14 +46,19 @@ from market_intel.adapters.normalize import (
     Parsed,
     QuoteUpdate,
     TradeUpdate,
+    Update,
     canonical_venue,
 )
 from market_intel.adapters.venues import (
     _canonical_symbols,
     _channels,
+    _Dec,
     _decimals,
     _decode,
+    _finite,
     _pairs,
+    _plain,
+    _spells_n,
     _SymbolCache,
 )
 from market_intel.enums import Side
@@ -94,7 +105,47 @@ class _Frame(_Data, gc=False):
     msg: str | None = None
 
 
+_DecLevels = tuple[tuple[_Dec, _Dec], ...]
+
+
+class _FastData(msgspec.Struct, gc=False):
+    """``_Data`` with ``Decimal`` for each decimal string (the fast path's decoder)."""
+
+    e: str = ""
+    E: int = 0
+    T: int = 0
+    s: str | None = None
+    u: int | None = None
+    U: int | None = None
+    pu: int | None = None
+    b: _Dec | _DecLevels | None = None
+    a: _Dec | int | _DecLevels | None = None
+    B: _Dec | None = None
+    A: _Dec | None = None
+    t: int | None = None
+    p: _Dec | None = None
+    q: _Dec | None = None
+    m: bool | None = None
+
+
+class _FastFrame(_FastData, gc=False):
+    """``_Frame`` with ``Decimal`` for each decimal string (the fast path's decoder)."""
+
+    stream: str | None = None
+    data: _FastData | None = None
+    lastUpdateId: int | None = None
+    symbol: str | None = None
+    bids: _DecLevels | None = None
+    asks: _DecLevels | None = None
+    id: int | str | None = None
+    result: Any = msgspec.UNSET
+    error: Any = msgspec.UNSET
+    code: int | None = None
+    msg: str | None = None
+
+
 _DECODER: Final = msgspec.json.Decoder(_Frame)
+_FAST_DECODER: Final = msgspec.json.Decoder(_FastFrame)
 _EMPTY: Final = Parsed([])
 _MS: Final = 1_000_000
 _QUOTE_FIELDS: Final = {p: (p + "b", p + "B", p + "a", p + "A") for p in ("", "data.")}
@@ -119,7 +170,7 @@ class BinanceParser:
         InvalidArgumentError: ``venue`` is not a Binance venue.
     """
 
-    __slots__ = ("_next_id", "_symbol", "snapshot_symbol", "venue")
+    __slots__ = ("_known", "_next_id", "_symbol", "snapshot_symbol", "venue")
 
     def __init__(self, venue: str = "binance", *, snapshot_symbol: str | None = None) -> None:
         canonical = canonical_venue(venue)
@@ -131,6 +182,7 @@ class BinanceParser:
         self.venue = canonical
         self.snapshot_symbol = snapshot_symbol
         self._symbol = _SymbolCache(canonical)
+        self._known = self._symbol.known
         self._next_id = 1
 
     def parse(self, frame: str | bytes, receive_ns: int) -> Parsed:
@@ -139,6 +191,10 @@ class BinanceParser:
         Raises:
             MalformedFrameError: The frame cannot be read; the error names the field.
         """
+        if _plain(frame):
+            parsed = self._fast(frame, receive_ns, self.snapshot_symbol)
+            if parsed is not None:
+                return parsed
         return self._parse(frame, receive_ns, self.snapshot_symbol)
 
     def parse_snapshot(self, frame: str | bytes, receive_ns: int, symbol: str) -> Parsed:
@@ -148,6 +204,10 @@ class BinanceParser:
         Raises:
             MalformedFrameError: The frame cannot be read.
         """
+        if _plain(frame):
+            parsed = self._fast(frame, receive_ns, symbol)
+            if parsed is not None:
+                return parsed
         return self._parse(frame, receive_ns, symbol)
 
     def subscribe_messages(self, symbols: Sequence[str], channels: Sequence[str]) -> list[str]:
@@ -188,7 +248,127 @@ class BinanceParser:
                 )
         return name.lower()
 
+    def _fast(
+        self, frame: str | bytes, receive_ns: int, snapshot_symbol: str | None
+    ) -> Parsed | None:
+        """Read a plain frame as ``_parse`` does, or return ``None`` to leave it to ``_parse``:
+        a reply, anything amiss, a symbol not seen yet."""
+        try:
+            # ``Any``: a field's type depends on the event (``a`` is an ask, levels or a trade id)
+            top: Any = _FAST_DECODER.decode(frame)
+        except msgspec.DecodeError:
+            return None
+        data = top.data
+        if data is None:
+            if top.lastUpdateId is not None:
+                return self._fast_snapshot(top, frame, receive_ns, snapshot_symbol)
+            if not top.e and top.u is None:
+                return None  # a reply
+            data = top
+        symbol = self._known.get(data.s)
+        kind = data.e
+        update: Update
+        try:
+            if kind == "depthUpdate":
+                bids, asks = data.b, data.a
+                if (
+                    symbol is None
+                    or data.U is None
+                    or data.u is None
+                    or bids.__class__ is not tuple
+                    or asks.__class__ is not tuple
+                    or (_spells_n(frame) and not (_finite(bids) and _finite(asks)))
+                ):
+                    return None
+                update = BookUpdate(
+                    venue=self.venue,
+                    symbol=symbol,
+                    bids=bids,
+                    asks=asks,
+                    first_update_id=data.U,
+                    last_update_id=data.u,
+                    previous_update_id=data.pu or 0,
+                    exchange_ns=data.E * _MS,
+                    receive_ns=receive_ns,
+                )
+            elif kind == "bookTicker" or (not kind and data.b.__class__ is Decimal):
+                bid, bid_size, ask, ask_size = data.b, data.B, data.a, data.A
+                if (
+                    symbol is None
+                    or data.u is None
+                    or not bid.is_finite()
+                    or not bid_size.is_finite()
+                    or not ask.is_finite()
+                    or not ask_size.is_finite()
+                ):
+                    return None
+                update = QuoteUpdate(
+                    venue=self.venue,
+                    symbol=symbol,
+                    bid=bid,
+                    bid_size=bid_size,
+                    ask=ask,
+                    ask_size=ask_size,
+                    update_id=data.u,
+                    exchange_ns=data.E * _MS,
+                    receive_ns=receive_ns,
+                )
+            elif kind == "trade" or kind == "aggTrade":
+                trade_id = data.t if kind == "trade" else data.a
+                price, size = data.p, data.q
+                if (
+                    symbol is None
+                    or trade_id.__class__ is not int
+                    or data.m is None
+                    or not price.is_finite()
+                    or not size.is_finite()
+                ):
+                    return None
+                update = TradeUpdate(
+                    venue=self.venue,
+                    symbol=symbol,
+                    trade_id=trade_id,
+                    price=price,
+                    size=size,
+                    side=Side.SELL if data.m else Side.BUY,
+                    exchange_ns=(data.T or data.E) * _MS,
+                    receive_ns=receive_ns,
+                )
+            elif kind:
+                return _EMPTY  # kline, 24hrTicker, markPriceUpdate, ...: not read here
+            else:
+                return None
+        except AttributeError:  # a decimal missing (None), or levels or an id in its place
+            return None
+        return Parsed([update])
+
+    def _fast_snapshot(
+        self, top: _FastFrame, frame: str | bytes, receive_ns: int, raw: str | None
+    ) -> Parsed | None:
+        bids, asks = top.bids, top.asks
+        name = top.symbol if top.symbol is not None else raw
+        symbol = None if name is None else self._known.get(name)
+        if (
+            symbol is None
+            or bids is None
+            or asks is None
+            or (_spells_n(frame) and not (_finite(bids) and _finite(asks)))
+        ):
+            return None
+        update = BookUpdate(
+            venue=self.venue,
+            symbol=symbol,
+            bids=bids,
+            asks=asks,
+            snapshot=True,
+            last_update_id=top.lastUpdateId or 0,
+            exchange_ns=top.E * _MS,
+            receive_ns=receive_ns,
+        )
+        return Parsed([update])
+
     def _parse(self, frame: str | bytes, receive_ns: int, snapshot_symbol: str | None) -> Parsed:
+        """The strict path: read any frame, naming the field of a fault."""
         top = _decode(_DECODER, self.venue, frame)
         data = top.data
         path = "data."

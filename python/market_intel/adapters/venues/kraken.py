@@ -24,8 +24,12 @@ seconds with microseconds as decimal strings and become ns exactly. Pairs are fo
 canonical scheme (``XBT/USD`` is ``BTC-USD``). The book checksum ``c`` needs the whole book
 and is left to the order book.
 
-Frames are decoded once by msgspec into plain lists and dicts (Kraken's positional arrays
-mix types), and every field's type is checked here.
+Book frames take the fast path (see ``market_intel.adapters.venues``): the ``_FastFrame``
+decoder reads ``[channelID, book, (book,) channelName, pair]`` into structs whose levels hold
+``Decimal`` (``_Dec``) prices and volumes, so the parser only checks them finite, reads the
+level times and builds the update. Other frames are decoded on the strict path by msgspec into
+plain lists and dicts (Kraken's positional arrays mix types), and every field's type is checked
+there.
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ import json
 import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
+from operator import attrgetter
 from typing import Any, Final
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from market_intel.adapters.normalize import (
     BookUpdate,
@@ -47,12 +53,16 @@ from market_intel.adapters.normalize import (
     Update,
 )
 from market_intel.adapters.venues import (
+    _FRACTION_NS,
     _NOT_DECIMAL,
     _canonical_symbols,
     _channels,
+    _Dec,
     _decimals,
     _decode,
     _epoch_ns,
+    _finite,
+    _plain,
     _SymbolCache,
 )
 from market_intel.enums import Side
@@ -75,14 +85,57 @@ _CHANNEL_NAMES: Final = {"trades": "trade", "quotes": "ticker", "book": "book", 
 Levels = tuple[tuple[Decimal, Decimal], ...]
 
 
+class _FastLevel(msgspec.Struct, array_like=True, gc=False):
+    """``[price, volume, time]``, or ``[.., "r"]`` for a republished level."""
+
+    price: _Dec
+    volume: _Dec
+    time: str
+    flag: str | UnsetType = UNSET
+
+
+_FastLevels = list[_FastLevel] | UnsetType
+
+
+class _FastBook(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A book payload: ``as``/``bs`` (a snapshot) or ``a``/``b`` levels, and a checksum."""
+
+    asks_snapshot: _FastLevels = msgspec.field(name="as", default=UNSET)
+    bids_snapshot: _FastLevels = msgspec.field(name="bs", default=UNSET)
+    a: _FastLevels = UNSET
+    b: _FastLevels = UNSET
+    c: Any = None  # the checksum, left to the order book
+
+
+class _FastFrame(msgspec.Struct, array_like=True, gc=False):
+    """``[channelID, book, channelName, pair]`` or ``[channelID, book, book, channelName,
+    pair]``: ``second`` is the name or the second book, ``third`` the pair or the name."""
+
+    channel_id: Any
+    book: _FastBook
+    second: _FastBook | str
+    third: str
+    pair: str | UnsetType = UNSET
+
+
+_FAST_DECODER: Final = msgspec.json.Decoder(_FastFrame)
+_PAIR: Final = attrgetter("price", "volume")
+_TIME: Final = attrgetter("time")
+
+
+class _Doubt(Exception):
+    """Raised on the fast path to leave the frame to the strict path."""
+
+
 class KrakenParser:
     """Parse one Kraken (WebSocket v1) connection's frames."""
 
-    __slots__ = ("_symbol", "venue")
+    __slots__ = ("_known", "_symbol", "venue")
 
     def __init__(self) -> None:
         self.venue = _VENUE
         self._symbol = _SymbolCache(_VENUE)
+        self._known = self._symbol.known
 
     def parse(self, frame: str | bytes, receive_ns: int) -> Parsed:
         """Parse one frame received at ``receive_ns``.
@@ -90,6 +143,51 @@ class KrakenParser:
         Raises:
             MalformedFrameError: The frame cannot be read; the error names the field.
         """
+        if _plain(frame):
+            try:
+                return self._fast(_FAST_DECODER.decode(frame), receive_ns)
+            except (msgspec.DecodeError, _Doubt, MalformedFrameError):
+                pass
+        return self._parse(frame, receive_ns)
+
+    def _fast(self, top: _FastFrame, receive_ns: int) -> Parsed:
+        """Read a decoded book frame as ``_parse`` does, or raise to leave the frame to
+        ``_parse`` (a value amiss, a pair not seen yet)."""
+        book, second, pair = top.book, top.second, top.pair
+        if isinstance(second, str):  # [channelID, book, channelName, pair]
+            if pair is not UNSET:
+                raise _Doubt
+            name, pair = second, top.third
+            asks_snapshot, bids_snapshot = book.asks_snapshot, book.bids_snapshot
+            asks, bids = book.a, book.b
+        else:  # [channelID, asks, bids, channelName, pair]
+            name = top.third
+            asks_snapshot = _one(book.asks_snapshot, second.asks_snapshot)
+            bids_snapshot = _one(book.bids_snapshot, second.bids_snapshot)
+            asks, bids = _one(book.a, second.a), _one(book.b, second.b)
+        symbol = self._known.get(pair) if isinstance(pair, str) else None
+        if symbol is None or not name.startswith("book"):
+            raise _Doubt
+        snapshot = False
+        if asks_snapshot is not UNSET:
+            asks, snapshot = _one(asks, asks_snapshot), True
+        if bids_snapshot is not UNSET:
+            bids, snapshot = _one(bids, bids_snapshot), True
+        ask_levels, ask_ns = ((), 0) if asks is UNSET else _fast_levels(asks)
+        bid_levels, bid_ns = ((), 0) if bids is UNSET else _fast_levels(bids)
+        update = BookUpdate(
+            venue=_VENUE,
+            symbol=symbol,
+            bids=bid_levels,
+            asks=ask_levels,
+            snapshot=snapshot,
+            exchange_ns=ask_ns if ask_ns > bid_ns else bid_ns,
+            receive_ns=receive_ns,
+        )
+        return Parsed([update])
+
+    def _parse(self, frame: str | bytes, receive_ns: int) -> Parsed:
+        """The strict path: read any frame, naming the field of a fault."""
         top: Any = _decode(_DECODER, _VENUE, frame)
         if top.__class__ is dict:
             return self._event(top, receive_ns)
@@ -194,6 +292,62 @@ class KrakenParser:
             exchange_ns=latest,
             receive_ns=receive_ns,
         )
+
+
+def _one(first: _FastLevels, second: _FastLevels) -> _FastLevels:
+    """Return the one of two level lists that is set; raise ``_Doubt`` when both are (the
+    strict path keeps one or the other by the order of the keys)."""
+    if first is UNSET:
+        return second
+    if second is UNSET:
+        return first
+    raise _Doubt
+
+
+def _fast_levels(levels: list[_FastLevel]) -> tuple[Levels, int]:
+    """Return ``(price, volume)`` levels and the latest level time in ns, as ``_levels``
+    does, or raise ``_Doubt``."""
+    if len(levels) == 1:  # most updates change one level: ``_time_ns`` inline
+        level = levels[0]
+        price, volume = level.price, level.volume
+        seconds, _, fraction = level.time.partition(".")
+        digits = seconds + fraction
+        if (
+            price.is_finite()
+            and volume.is_finite()
+            and digits.isdigit()
+            and 0 < len(seconds) <= 12
+            and 0 < len(fraction) <= 9
+        ):
+            return ((price, volume),), int(digits) * _FRACTION_NS[len(fraction)]
+        raise _Doubt
+    if not levels:
+        return (), 0
+    pairs = tuple(map(_PAIR, levels))
+    if not _finite(pairs):
+        raise _Doubt
+    times = list(map(_TIME, levels))
+    width, dot = len(times[0]), times[0].find(".")
+    joined = "".join(times)
+    if (
+        dot > 0
+        and set(map(len, times)) == {width}
+        and joined.count(".") == len(times)
+        and joined[dot::width].count(".") == len(times)
+        and joined.replace(".", "").isdigit()
+    ):  # digits with the point in the same place: the greatest string is the latest time
+        return pairs, _time_ns(max(times))
+    return pairs, _latest(times, "[*]")
+
+
+def _time_ns(text: str) -> int:
+    """Return ns of a level time as ``_EPOCH`` reads it, or raise ``_Doubt`` (``isdigit``
+    takes ASCII digits only, as the frame is plain)."""
+    seconds, _, fraction = text.partition(".")
+    digits = seconds + fraction
+    if digits.isdigit() and 0 < len(seconds) <= 12 and 0 < len(fraction) <= 9:
+        return int(digits) * _FRACTION_NS[len(fraction)]
+    raise _Doubt
 
 
 def _columns(rows: Any, lengths: frozenset[int], field: str, shape: str) -> list[tuple[str, ...]]:
