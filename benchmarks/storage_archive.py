@@ -10,13 +10,13 @@ Topologies:
                  unpartitioned zstd Parquet file (``pyarrow.parquet.write_table``, conversion
                  to Arrow included, no validation or partitioning) and as raw 192-byte records
                  (``numpy.ndarray.tofile``); both fsynced.
-  query_day      a day of one symbol: public trades of spot BTCUSDT over one UTC day plus its
+  query_day      a day of one symbol: public trades of spot BTC-USDT over one UTC day plus its
                  1-minute OHLCV bars (``MarketStore.trades`` then ``MarketStore.bars``, both
                  bounded to the day); latency of the pair, ns (kind "latency": each sample is
                  one pair). The day is built once per process from the full recording's spot
-                 BTCUSDT and ETHUSDT frames (venue binance), its timestamps shifted to tile
+                 BTC-USDT and ETH-USDT frames (venue binance), its timestamps shifted to tile
                  2024-08-08 00:00 to 24:00 UTC (about 250 copies of the 346 s recording, 18.7
-                 million rows, of which 10.3 million BTCUSDT with 2.4 million trades), written
+                 million rows, of which 10.3 million BTC-USDT with 2.4 million trades), written
                  with ParquetArchive; building it is not timed (it takes one to two minutes on
                  two cores) and it is removed at exit. Baseline: the same helpers with
                  DuckDB's filter pushdown off (no partition pruning and no row-group skipping,
@@ -44,7 +44,7 @@ SHARED_BINANCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "bina
 BATCH = 4096
 NS_PER_DAY = 86_400 * 10**9
 DAY = "2024-08-08"
-SYMBOL, VENUE = "BTCUSDT", "binance"
+SYMBOL, VENUE = "BTC-USDT", "binance"
 
 
 class BenchFailure(RuntimeError):
@@ -281,7 +281,7 @@ def _query_day_no_pruning(samples: int) -> dict[str, float]:
 def benches() -> list[Bench]:
     """The archive's rows for benchmarks.run."""
     day = (
-        "spot BTCUSDT trades (2.4 M) + 1m bars (1440) for one UTC day; the day tiles the full "
+        "spot BTC-USDT trades (2.4 M) + 1m bars (1440) for one UTC day; the day tiles the full "
         "recording's spot frames over 24 h (timestamps shifted; 18.7 M rows, 10.3 M of the "
         "symbol); latency of the pair"
     )

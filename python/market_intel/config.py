@@ -280,7 +280,8 @@ class ReplayConfig:
             config file); empty replays the packaged Binance sample.
         speed: 0 replays as fast as possible; N > 0 replays at N times the recorded speed.
         batch_size: Messages published per batch (at most ``core.buffer_size``).
-        symbols: Symbols to replay; empty replays all.
+        symbols: Symbols to replay, canonical (``BTC-USDT``) or as the venue spells them
+            (``BTCUSDT``); empty replays all.
         progress: Show a progress bar.
     """
 

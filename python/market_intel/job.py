@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from market_intel.adapters import binance
+from market_intel.adapters.normalize import normalize_symbol
 from market_intel.agents.market_data import (
     CounterReport,
     MarketDataCounterAgent,
@@ -185,7 +186,8 @@ def run_job(
     t0 = time.perf_counter()
     records = binance.load(paths)
     if replay.symbols:
-        wanted = np.array([s.encode() for s in replay.symbols])
+        # Records carry canonical symbols; the config may spell them either way (BTCUSDT).
+        wanted = np.array([normalize_symbol("replay", s).encode() for s in replay.symbols])
         records = records[np.isin(records["symbol"], wanted)]
     decode_s = time.perf_counter() - t0
     engine = CoreEngineBuilder().with_config(config).with_profiling(True).build()

@@ -267,7 +267,7 @@ class SymbolSummary:
         >>> summary = SymbolSummary()
         >>> for batch in batches:  # doctest: +SKIP
         ...     summary.update(batch)
-        >>> stats = summary.snapshot()[("binance", "BTCUSDT")]  # doctest: +SKIP
+        >>> stats = summary.snapshot()[("binance", "BTC-USDT")]  # doctest: +SKIP
     """
 
     def __init__(self) -> None:

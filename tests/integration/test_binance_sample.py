@@ -29,6 +29,14 @@ if TYPE_CHECKING:  # the accumulated side only; the reference never touches nump
     from market_intel.adapters.binance import Records
 
 VENUES = {"spot": "binance", "usdm": "binance-usdm", "cm": "binance-coinm"}
+# The product's names of the sample's instruments (``BASE-QUOTE``, ``-PERP`` for perpetual
+# swaps), spelled out so that the reference needs no market-intel code.
+SYMBOLS = {
+    "BTCUSDT": "BTC-USDT",
+    "ETHUSDT": "ETH-USDT",
+    "BTCUSD_PERP": "BTC-USD-PERP",
+    "ETHUSD_PERP": "ETH-USD-PERP",
+}
 
 
 @dataclass
@@ -63,7 +71,7 @@ def read_reference(path: Path) -> tuple[tuple[str, str], Reference]:
             else:
                 kind = frame["stream"].split("@")[1]
                 data = frame["data"]
-                symbol = data["s"]
+                symbol = SYMBOLS[data["s"]]
                 if kind == "trade":
                     ref.trades += 1
                     ref.volume += Decimal(data["q"])

@@ -41,7 +41,7 @@ def cli_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     done = run_cli("--json", str(out))
     assert done.returncode == 0, done.stderr
     assert "sequence check ok" in done.stdout
-    assert "BTCUSD_PERP" in done.stdout
+    assert "BTC-USD-PERP" in done.stdout
     report: dict[str, Any] = json.loads(out.read_text())
     return report
 
@@ -96,11 +96,13 @@ def test_the_engine_and_agent_figures_add_up(
 
 
 def test_symbols_chosen_by_an_environment_override(tmp_path: Path) -> None:
+    """The records carry canonical symbols; the venue's spelling chooses the same one."""
     out = tmp_path / "r.json"
-    done = run_cli("--json", str(out), env={"MARKET_INTEL__REPLAY__SYMBOLS": '["BTCUSDT"]'})
+    symbols = '["BTC-USDT", "btcusdt"]'
+    done = run_cli("--json", str(out), env={"MARKET_INTEL__REPLAY__SYMBOLS": symbols})
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
-    assert {s["symbol"] for s in report["symbols"]} == {"BTCUSDT"}
+    assert {s["symbol"] for s in report["symbols"]} == {"BTC-USDT"}
     assert report["frames"] == sum(s["frames"] for s in report["symbols"]) == 7_341 + 15_558
 
 

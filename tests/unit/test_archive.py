@@ -155,7 +155,7 @@ def test_files_follow_the_hive_layout(sample: np.ndarray, tmp_path: Path) -> Non
     }
     directories = {str(partition_path("market_data", "2024-08-08", v, s)) for v, s in partitions}
     assert {str(f.parent.relative_to(tmp_path)) for f in files} == directories
-    assert "market_data/date=2024-08-08/venue=binance/symbol=BTCUSDT" in directories
+    assert "market_data/date=2024-08-08/venue=binance/symbol=BTC-USDT" in directories
     assert all(PART.fullmatch(f.name) for f in files)
     for directory in directories:  # a buffer of 20,000 rows made several parts, numbered
         names = sorted(p.name for p in (tmp_path / directory).iterdir())
@@ -209,7 +209,7 @@ def test_market_data_files_group_rows_by_kind(sample: np.ndarray, tmp_path: Path
         for kind in set(kinds):  # each kind in input order
             assert np.all(np.diff(ids[np.array(kinds) == kind]) > 0)
     with MarketStore(tmp_path, threads=1) as store:
-        sql = "SELECT count(*) FROM market_data WHERE symbol = 'BTCUSDT' AND kind = 'TRADE'"
+        sql = "SELECT count(*) FROM market_data WHERE symbol = 'BTC-USDT' AND kind = 'TRADE'"
         plan = store.query("EXPLAIN ANALYZE " + sql).arrow().column(1)[0].as_py()
     scanned = re.findall(r"Row Groups Scanned: (\d+) / (\d+)", plan)
     assert scanned, plan
@@ -249,7 +249,7 @@ def test_rows_are_copied_on_write(sample: np.ndarray, tmp_path: Path) -> None:
 def test_partition_date_falls_back_to_receive_then_created_time(
     sample: np.ndarray, tmp_path: Path
 ) -> None:
-    rows = sample[sample["symbol"] == b"ETHUSDT"][:300].copy()
+    rows = sample[sample["symbol"] == b"ETH-USDT"][:300].copy()
     rows["created_ns"] = rows["receive_ns"]
     no_exchange = rows[:100]
     no_exchange["exchange_ns"] = 0

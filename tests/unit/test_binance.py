@@ -12,14 +12,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import cast
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from market_intel import _core
 from market_intel import summary as summary_module
 from market_intel.adapters import binance
+from market_intel.adapters.normalize import normalize_symbol
 from market_intel.enums import MarketDataKind, MessageType, Priority
-from market_intel.errors import InvalidArgumentError, MessageValidationError
+from market_intel.errors import InvalidArgumentError, MalformedFrameError, MessageValidationError
 from market_intel.records import MESSAGE_DTYPE
 from market_intel.summary import SequenceCheck, SymbolSummary
 
@@ -95,9 +98,10 @@ def records(rows: Sequence[Mapping[str, object]]) -> np.ndarray:
 @pytest.mark.parametrize(
     ("name", "venue", "symbol"),
     [
-        ("spot_btcusdt_20240808.gz", "binance", "BTCUSDT"),
-        ("usdm_ethusdt_20240808.gz", "binance-usdm", "ETHUSDT"),
-        ("/x/cm_btcusd_perp_20240808.gz", "binance-coinm", "BTCUSD_PERP"),
+        ("spot_btcusdt_20240808.gz", "binance", "BTC-USDT"),
+        ("usdm_ethusdt_20240808.gz", "binance-usdm", "ETH-USDT"),
+        ("/x/cm_btcusd_perp_20240808.gz", "binance-coinm", "BTC-USD-PERP"),
+        ("cm_bchusd_210924_20210801.gz", "binance-coinm", "BCH-USD-210924"),
     ],
 )
 def test_venue_and_symbol_come_from_the_file_name(name: str, venue: str, symbol: str) -> None:
@@ -109,6 +113,12 @@ def test_venue_and_symbol_come_from_the_file_name(name: str, venue: str, symbol:
 def test_an_unknown_prefix_is_rejected() -> None:
     with pytest.raises(InvalidArgumentError, match="prefix 'okx'"):
         binance.venue_of("okx_btcusdt_20240808.gz")
+
+
+@pytest.mark.parametrize("name", ["spot_20240808.gz", "spot.gz", "spot_btc usdt_20240808.gz"])
+def test_a_file_name_without_a_symbol_is_rejected(name: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="names no symbol"):
+        binance.symbol_of(name)
 
 
 # -- decoding ----------------------------------------------------------------------------------
@@ -124,7 +134,7 @@ def test_every_frame_kind_decodes_into_its_fields() -> None:
     assert (out["type"] == MessageType.MARKET_DATA).all()
     assert (out["priority"] == Priority.NORMAL).all()
     assert (out["source"] == b"replay").all() and (out["venue"] == b"binance").all()
-    assert (out["symbol"] == b"BTCUSDT").all()
+    assert (out["symbol"] == b"BTC-USDT").all()
     assert out["receive_ns"].tolist() == [1000, 1001, 1002, 1003, 1004]
     assert out["update_id"].tolist() == [11, 12, 3735683259, 25, 30]
     assert out["exchange_ns"].tolist() == [0, 1723161256314000000, 1723161255342000000,
@@ -163,7 +173,7 @@ def test_a_depth_side_with_no_live_level_is_nan() -> None:
         b'"U":1,"u":2,"b":[["2657.70","0"]],"a":[]}}'
     )
     (row,) = decode(line, venue="binance-coinm")
-    assert row["symbol"] == b"ETHUSD_PERP" and row["exchange_ns"] == 5_000_000
+    assert row["symbol"] == b"ETH-USD-PERP" and row["exchange_ns"] == 5_000_000
     assert all(math.isnan(row[f]) for f in ("bid", "bid_size", "ask", "ask_size"))
 
 
@@ -175,8 +185,9 @@ def test_lines_may_keep_their_newlines_and_blank_lines_are_skipped() -> None:
 
 def test_a_snapshot_takes_its_own_symbol_or_the_hint() -> None:
     named = SNAPSHOT_LINE.replace(b'{"lastUpdateId"', b'{"symbol":"BTCUSD_PERP","lastUpdateId"')
-    assert decode(named, symbol_hint="other")["symbol"].tolist() == [b"BTCUSD_PERP"]
-    assert decode(SNAPSHOT_LINE, symbol_hint="ethusdt")["symbol"].tolist() == [b"ETHUSDT"]
+    assert decode(named, symbol_hint="other")["symbol"].tolist() == [b"BTC-USD-PERP"]
+    assert decode(SNAPSHOT_LINE, symbol_hint="ethusdt")["symbol"].tolist() == [b"ETH-USDT"]
+    assert decode(SNAPSHOT_LINE, symbol_hint="ETH-USDT")["symbol"].tolist() == [b"ETH-USDT"]
     with pytest.raises(MessageValidationError, match="symbol_hint"):
         decode(SNAPSHOT_LINE)
 
@@ -255,7 +266,7 @@ def test_the_sample_decodes_as_json_and_float_read_it(path: Path) -> None:
         want = _reference_row(line, hint)
         for name, value in want.items():
             if name == "symbol":
-                assert got["symbol"].decode() == value
+                assert got["symbol"].decode() == normalize_symbol("binance", cast("str", value))
             elif isinstance(value, float) and math.isnan(value):
                 assert math.isnan(got[name]), (name, line[:80])
             else:
@@ -281,18 +292,20 @@ def _best_level(levels: list[list[str]], *, highest: bool) -> tuple[float, float
 
 
 def _stdlib_row(line: bytes, venue: str, hint: str) -> dict[str, object]:
-    """Every field one line's record carries, from json and float() alone."""
+    """Every field one line's record carries, from json, float() and normalize_symbol."""
     ts, _, text = line.partition(b" ")
     frame = json.loads(text)
     row: dict[str, object] = {"receive_ns": int(ts), "venue": venue.encode()}
     if "stream" not in frame:
-        row.update(kind=SNAPSHOT, symbol=(frame.get("symbol") or hint).upper().encode())
+        symbol = normalize_symbol(venue, frame.get("symbol") or hint)
+        row.update(kind=SNAPSHOT, symbol=symbol.encode())
         row.update(update_id=frame["lastUpdateId"], exchange_ns=frame.get("E", 0) * 1_000_000)
         row["bid"], row["bid_size"] = _best_level(frame["bids"], highest=True)
         row["ask"], row["ask_size"] = _best_level(frame["asks"], highest=False)
         return row
     data, stream = frame["data"], frame["stream"]
-    row.update(symbol=data["s"].upper().encode(), exchange_ns=data.get("E", 0) * 1_000_000)
+    symbol = normalize_symbol(venue, data["s"])
+    row.update(symbol=symbol.encode(), exchange_ns=data.get("E", 0) * 1_000_000)
     if stream.endswith("@bookTicker"):
         row.update(kind=QUOTE, update_id=data["u"], bid=float(data["b"]), ask=float(data["a"]))
         row.update(bid_size=float(data["B"]), ask_size=float(data["A"]))
@@ -324,8 +337,9 @@ def _stdlib_records(rows: Sequence[Mapping[str, object]]) -> np.ndarray:
 
 
 def test_the_records_equal_a_stdlib_reading_byte_for_byte() -> None:
-    """Every byte of every record, per file and merged, equals a record built from what json
-    and float() read from the sample's lines (NaN included: the same quiet NaN bits)."""
+    """Every byte of every record, per file and merged, equals a record built from what json,
+    float() and normalize_symbol read from the sample's lines (NaN included: the same quiet
+    NaN bits)."""
     everything: list[dict[str, object]] = []
     for path in binance.sample_paths():
         lines = gzip.decompress(path.read_bytes()).splitlines()
@@ -341,6 +355,130 @@ def test_the_records_equal_a_stdlib_reading_byte_for_byte() -> None:
         everything.extend(rows)
     merged = sorted(everything, key=lambda row: cast("int", row["receive_ns"]))  # stable
     assert binance.load().tobytes() == _stdlib_records(merged).tobytes()
+
+
+# -- symbols -----------------------------------------------------------------------------------
+
+
+class _Data(msgspec.Struct):
+    s: str
+
+
+class _Frame(msgspec.Struct):
+    """The symbol of a stream frame (``data.s``) or of a REST snapshot (``symbol``)."""
+
+    data: _Data | None = None
+    symbol: str = ""
+
+
+def _expected_symbols(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The receive times of a recording's lines and, per line, ``normalize_symbol`` of the
+    symbol its frame names (or of the file name's, for a snapshot that names none)."""
+    lines = gzip.decompress(path.read_bytes()).splitlines()
+    decoder = msgspec.json.Decoder(_Frame)
+    venue, hint = binance.venue_of(path), binance.symbol_of(path)
+    canonical: dict[str, bytes] = {}
+    receive, symbols = [], []
+    for line in lines:
+        stamp, _, text = line.partition(b" ")
+        frame = decoder.decode(text)
+        raw = frame.data.s if frame.data is not None else frame.symbol or hint
+        if raw not in canonical:
+            canonical[raw] = normalize_symbol(venue, raw).encode()
+        receive.append(int(stamp))
+        symbols.append(canonical[raw])
+    return np.array(receive, dtype=np.int64), np.array(symbols, dtype="S16")
+
+
+_RECORDINGS = [
+    pytest.param(binance.sample_paths(), id="sample"),
+    pytest.param(
+        sorted(SHARED.glob("*.gz")),
+        id="full",
+        marks=pytest.mark.skipif(not SHARED.exists(), reason="the full recording is not here"),
+    ),
+]
+
+
+@pytest.mark.parametrize("paths", _RECORDINGS)
+def test_native_symbols_agree_with_normalize_symbol_on_the_recordings(paths: list[Path]) -> None:
+    """Every record of every file, alone and merged on all threads, carries the symbol
+    ``normalize_symbol`` gives its frame's."""
+    receive, symbols = [], []
+    for path in paths:
+        times, want = _expected_symbols(path)
+        got = binance.load([path])["symbol"]
+        bad = np.flatnonzero(got != want)
+        assert bad.size == 0, (path.name, int(bad[0]) + 1, got[bad[0]], want[bad[0]])
+        receive.append(times)
+        symbols.append(want)
+    order = np.argsort(np.concatenate(receive), kind="stable")
+    merged = binance.load(paths)["symbol"]
+    assert merged.tolist() == np.concatenate(symbols)[order].tolist()
+    assert not np.isin(merged, [b"BTCUSDT", b"ETHUSDT", b"BTCUSD_PERP", b"ETHUSD_PERP"]).any()
+
+
+# Names that are not the sample's: other quotes, aliases, dated futures, spelled-out pairs,
+# and names that are not pairs. Each is a JSON string literal, escapes and all.
+TRICKY_NAMES = [
+    '"ETHBTC"', '"btcusdt"', '"BNBFDUSD"', '"USDCUSDT"', '"BTCDOMUSDT"', '"1000SHIBUSDT"',
+    '"PAXGDAI"', '"BTCTRY"', '"ETHXBT"', '"XDGUSDT"', '"XBTEUR"', '"XBTUSD"',
+    '"BTCUSD_PERP"', '"ethusd_perp"', '"DOTUSD_PERP"', '"BTCUSDTPERP"', '"BTC-USD-PERP"',
+    '"BCHUSD_210924"', '"ETHUSDT_240927"', '"btcusd-240329"', '"BTC-USD-210924"',
+    '"BTCUSD_21092"', '"X_210924"', '"BTCPERP_210924"',
+    '"BTC-USDT"', '"xbt/eur"', '"XXBT_ZUSD"', '"ETH:USD"', '"A_B-C"', '"A-B-C"', '"-USDT"',
+    '"BTC/"', '"A/B_C"',
+    '"DEFIINDEX"', '"USDT"', '"BTC"', '"PERP"', '"_PERP"', '"X"', '"ABC123"', '"btc"',
+    r'"  btcusdt\t"', r'"stra\u00dfe"', r'"\u0062tcusdt"', r'"\u0045THUSD_PERP"',
+]  # fmt: skip
+
+
+def _frames_naming(literal: str) -> list[tuple[bytes, str | None]]:
+    """A line of every frame kind that names the symbol ``literal`` (a JSON string), and
+    the symbol hint to decode it with."""
+    name = literal.encode()
+    return [
+        (b'1 {"stream":"x@bookTicker","data":{"u":1,"s":%b,"b":"1","B":"1","a":"2","A":"1"}}'
+         % name, None),
+        (b'2 {"stream":"x@trade","data":{"e":"trade","E":1,"s":%b,"t":1,"p":"1","q":"1",'
+         b'"T":1,"m":true}}' % name, None),
+        (b'3 {"stream":"x@depth@100ms","data":{"e":"depthUpdate","E":1,"s":%b,"U":1,"u":2,'
+         b'"b":[],"a":[]}}' % name, None),
+        (b'4 {"symbol":%b,"lastUpdateId":1,"bids":[],"asks":[]}' % name, "other"),
+        (b'5 {"lastUpdateId":1,"bids":[],"asks":[]}', json.loads(literal)),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("literal", TRICKY_NAMES)
+def test_native_symbols_agree_with_normalize_symbol_on_tricky_names(literal: str) -> None:
+    want = normalize_symbol("binance", json.loads(literal))
+    assert len(want) <= 16
+    for line, hint in _frames_naming(literal):
+        (row,) = _core._decode_binance(line, "binance", hint, MESSAGE_DTYPE)
+        assert row["symbol"].decode() == want, line
+
+
+@pytest.mark.parametrize(
+    "literal",
+    ['""', '" "', '"BTC USDT"', r'"\tbtc\u0007"', r'"\u00e9"', '"ABCDEFGHIJKLUSDT"'],
+    ids=["empty", "blank", "space", "control", "not ascii", "too long when canonical"],
+)
+def test_names_with_no_canonical_record_field_are_refused(literal: str) -> None:
+    """A name ``normalize_symbol`` refuses, or whose canonical form does not fit the
+    16-byte field, is a malformed frame, never a record with another symbol."""
+    name = json.loads(literal)
+    try:
+        canonical = normalize_symbol("binance", name)
+    except MalformedFrameError:
+        pass
+    else:
+        assert len(canonical) > 16 or not canonical.isascii()
+    frames = _frames_naming(literal)
+    if not name:
+        del frames[3]  # a snapshot whose symbol is "" takes the hint
+    for line, hint in frames:
+        with pytest.raises(MessageValidationError, match="symbol"):
+            _core._decode_binance(line, "binance", hint, MESSAGE_DTYPE)
 
 
 def _write_recording(folder: Path, name: str, *lines: bytes) -> Path:

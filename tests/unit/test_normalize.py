@@ -36,6 +36,8 @@ D = Decimal
         ("binance", "NKN-USDT", "NKN-USDT"),
         ("binance-coinm", "BTCUSD_PERP", "BTC-USD-PERP"),
         ("binance-coinm", "BCHUSD_210924", "BCH-USD-210924"),
+        ("binance-coinm", "DOTUSD_PERP", "DOT-USD-PERP"),
+        ("kraken", "XBTUSD", "BTC-USD"),
         ("kraken", "XBT/USD", "BTC-USD"),
         ("kraken", "XDG/EUR", "DOGE-EUR"),
         ("coinbase", "ETH-USD", "ETH-USD"),

@@ -72,7 +72,7 @@ def test_frames_in_receive_order_are_a_stable_sort_of_the_file() -> None:
     assert frames == list(recorded_frames(SPOT, order="file"))
     (snapshot,) = [f for f in frames if f.kind == "http"]
     assert frames.index(snapshot) == snapshot.line - 1 == 7
-    assert snapshot.symbol == "BTCUSDT" and snapshot.connection == "spot_btcusdt_20240808"
+    assert snapshot.symbol == "BTC-USDT" and snapshot.connection == "spot_btcusdt_20240808"
     with gzip.open(SPOT, "rt") as handle:
         first = handle.read().splitlines()[snapshot.line - 1]
     assert snapshot.receive_ns == int(first.split(" ", 1)[0])

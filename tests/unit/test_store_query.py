@@ -113,12 +113,12 @@ def assert_trades(result: QueryResult, expected: np.ndarray) -> None:
 
 
 def test_trades_of_a_symbol_match_numpy(records: np.ndarray, store: MarketStore) -> None:
-    expected = select(records, TRADE, "BTCUSDT")
+    expected = select(records, TRADE, "BTC-USDT")
     assert len(expected) == 2 * (1381 + 2463)  # spot and USD-M, both days
-    assert_trades(store.trades("BTCUSDT"), expected)
+    assert_trades(store.trades("BTC-USDT"), expected)
     assert_trades(
-        store.trades("BTCUSDT", venue="binance-usdm"),
-        select(records, TRADE, "BTCUSDT", venue="binance-usdm"),
+        store.trades("BTC-USDT", venue="binance-usdm"),
+        select(records, TRADE, "BTC-USDT", venue="binance-usdm"),
     )
 
 
@@ -126,27 +126,27 @@ def test_trades_in_a_time_range_match_numpy(records: np.ndarray, store: MarketSt
     ts = event_ns(records[records["kind"] == TRADE])
     start = int(ts.min()) + 10 * S + 123  # ns ints, off the millisecond grid
     end = start + 20 * S
-    got = store.trades("ETHUSDT", start, end, venue="binance")
+    got = store.trades("ETH-USDT", start, end, venue="binance")
     assert len(got) > 100
-    assert_trades(got, select(records, TRADE, "ETHUSDT", start, end, "binance"))
+    assert_trades(got, select(records, TRADE, "ETH-USDT", start, end, "binance"))
     second_day = datetime(2024, 8, 9, tzinfo=UTC)
-    got = store.trades("ETHUSD_PERP", second_day, second_day + timedelta(days=1))
+    got = store.trades("ETH-USD-PERP", second_day, second_day + timedelta(days=1))
     assert_trades(
         got,
-        select(records, TRADE, "ETHUSD_PERP", int(second_day.timestamp()) * S, None),
+        select(records, TRADE, "ETH-USD-PERP", int(second_day.timestamp()) * S, None),
     )
-    by_date = store.trades("ETHUSD_PERP", date(2024, 8, 9), date(2024, 8, 10))
+    by_date = store.trades("ETH-USD-PERP", date(2024, 8, 9), date(2024, 8, 10))
     assert by_date.arrow().equals(got.arrow())
     paris = datetime(2024, 8, 10, 1, 54, 30, tzinfo=ZoneInfo("Europe/Paris"))  # 23:54:30 UTC
-    in_paris = store.trades("ETHUSD_PERP", end=paris)
-    assert_trades(in_paris, select(records, TRADE, "ETHUSD_PERP", None, 1723247670 * S))
-    assert len(in_paris) - len(select(records[: len(records) // 2], TRADE, "ETHUSD_PERP")) > 0
+    in_paris = store.trades("ETH-USD-PERP", end=paris)
+    assert_trades(in_paris, select(records, TRADE, "ETH-USD-PERP", None, 1723247670 * S))
+    assert len(in_paris) - len(select(records[: len(records) // 2], TRADE, "ETH-USD-PERP")) > 0
 
 
 def test_quotes_match_numpy(records: np.ndarray, store: MarketStore) -> None:
     start = 1723161280 * S
-    got = store.quotes("BTCUSD_PERP", start=start, end=start + 5 * S)
-    expected = select(records, QUOTE, "BTCUSD_PERP", start, start + 5 * S)
+    got = store.quotes("BTC-USD-PERP", start=start, end=start + 5 * S)
+    expected = select(records, QUOTE, "BTC-USD-PERP", start, start + 5 * S)
     assert len(got) == len(expected) > 100
     assert got.column_names == [
         "ts", "venue", "symbol", "bid", "bid_size", "ask", "ask_size", "update_id",
@@ -157,7 +157,7 @@ def test_quotes_match_numpy(records: np.ndarray, store: MarketStore) -> None:
         assert np.array_equal(bits(column(got, name)), bits(expected[name])), name
     for name in ("update_id", "exchange_ns", "receive_ns", "id"):
         assert np.array_equal(column(got, name), expected[name]), name
-    assert len(store.quotes("BTCUSDT", venue="binance")) == 2 * 5360
+    assert len(store.quotes("BTC-USDT", venue="binance")) == 2 * 5360
 
 
 def python_bars(rows: np.ndarray, interval: int) -> list[dict[str, object]]:
@@ -185,10 +185,10 @@ def python_bars(rows: np.ndarray, interval: int) -> list[dict[str, object]]:
 @pytest.mark.parametrize(
     ("symbol", "interval", "interval_ns", "venue"),
     [
-        ("BTCUSDT", "1m", 60 * S, None),
-        ("ETHUSDT", "5s", 5 * S, "binance-usdm"),
-        ("BTCUSD_PERP", timedelta(milliseconds=2500), 2_500_000_000, None),
-        ("ETHUSD_PERP", "1d", NS_PER_DAY, None),
+        ("BTC-USDT", "1m", 60 * S, None),
+        ("ETH-USDT", "5s", 5 * S, "binance-usdm"),
+        ("BTC-USD-PERP", timedelta(milliseconds=2500), 2_500_000_000, None),
+        ("ETH-USD-PERP", "1d", NS_PER_DAY, None),
     ],
 )
 def test_bars_match_a_plain_python_computation(
@@ -218,9 +218,9 @@ def test_bars_match_a_plain_python_computation(
 
 def test_bars_in_a_time_range(records: np.ndarray, store: MarketStore) -> None:
     start = datetime(2024, 8, 9, 23, 54, 30, tzinfo=UTC)
-    got = store.bars("BTCUSDT", "10s", start=start, end=start + timedelta(seconds=30))
+    got = store.bars("BTC-USDT", "10s", start=start, end=start + timedelta(seconds=30))
     start_ns = int(start.timestamp()) * S
-    expected = python_bars(select(records, TRADE, "BTCUSDT", start_ns, start_ns + 30 * S), 10 * S)
+    expected = python_bars(select(records, TRADE, "BTC-USDT", start_ns, start_ns + 30 * S), 10 * S)
     assert [(b["venue"], b["trades"]) for b in got.arrow().to_pylist()] == [
         (b["venue"], b["trades"]) for b in expected
     ]
@@ -228,7 +228,7 @@ def test_bars_in_a_time_range(records: np.ndarray, store: MarketStore) -> None:
 
 
 def test_arrow_pandas_and_polars_agree(store: MarketStore) -> None:
-    result = store.bars("ETHUSDT", "15s")
+    result = store.bars("ETH-USDT", "15s")
     table = result.arrow()
     frame = result.pandas()
     polars_frame = result.polars()
@@ -245,7 +245,7 @@ def test_arrow_pandas_and_polars_agree(store: MarketStore) -> None:
 def test_missing_frame_libraries_are_named(
     store: MarketStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    result = store.trades("ETHUSDT", venue="binance")
+    result = store.trades("ETH-USDT", venue="binance")
     monkeypatch.setitem(sys.modules, "pandas", None)  # as if pandas were not installed
     monkeypatch.setitem(sys.modules, "polars", None)
     with pytest.raises(ModuleNotFoundError, match=r"pandas is not installed.*\.arrow\(\)"):
@@ -259,14 +259,14 @@ def test_sql_names_the_views_and_binds_parameters(store: MarketStore) -> None:
     counts = store.query(
         "SELECT venue, kind, count(*) AS n FROM market_data WHERE date = ? AND symbol = ? "
         "GROUP BY ALL ORDER BY ALL",
-        [date(2024, 8, 8), "BTCUSDT"],
+        [date(2024, 8, 8), "BTC-USDT"],
     ).arrow()
     assert counts.to_pylist()[:2] == [
         {"venue": "binance", "kind": "DEPTH", "n": 599},
         {"venue": "binance", "kind": "QUOTE", "n": 5360},
     ]
     named = store.query(
-        "SELECT count(*) AS n FROM market_data WHERE symbol = $symbol", {"symbol": "ETHUSD_PERP"}
+        "SELECT count(*) AS n FROM market_data WHERE symbol = $symbol", {"symbol": "ETH-USD-PERP"}
     )
     assert named.arrow().to_pylist() == [{"n": 2 * 7061}]
     assert len(store.trades("BTC' OR '1'='1")) == 0  # a value, never SQL
@@ -278,14 +278,14 @@ def test_sql_names_the_views_and_binds_parameters(store: MarketStore) -> None:
 
 def test_files_written_after_opening_are_seen(records: np.ndarray, tmp_path: Path) -> None:
     with MarketStore(tmp_path, threads=1) as store:
-        assert len(store.trades("BTCUSDT")) == 0
-        assert len(store.bars("BTCUSDT")) == 0
+        assert len(store.trades("BTC-USDT")) == 0
+        assert len(store.bars("BTC-USDT")) == 0
         with ParquetArchive(tmp_path, ParquetArchiveConfig(fsync=False)) as archive:
             archive.write(records[:20_000])
-        assert len(store.trades("BTCUSDT")) == len(select(records[:20_000], TRADE, "BTCUSDT"))
+        assert len(store.trades("BTC-USDT")) == len(select(records[:20_000], TRADE, "BTC-USDT"))
         with ParquetArchive(tmp_path, ParquetArchiveConfig(fsync=False)) as archive:
             archive.write(records[20_000:40_000])
-        assert len(store.trades("BTCUSDT")) == len(select(records[:40_000], TRADE, "BTCUSDT"))
+        assert len(store.trades("BTC-USDT")) == len(select(records[:40_000], TRADE, "BTC-USDT"))
 
 
 def scanned_files(store: MarketStore, sql: str) -> tuple[int, int]:
@@ -299,41 +299,41 @@ def test_filters_on_partitions_prune_files(records: np.ndarray, tmp_path: Path) 
     with ParquetArchive(tmp_path, ParquetArchiveConfig(fsync=False)) as archive:
         archive.write(records)
     # A corrupt file in a partition that sorts after every other: a query that opens it fails.
-    corrupt = tmp_path / partition_path("market_data", "2099-12-31", "binance", "BTCUSDT")
+    corrupt = tmp_path / partition_path("market_data", "2099-12-31", "binance", "BTC-USDT")
     corrupt.mkdir(parents=True)
     (corrupt / "part-000000.parquet").write_bytes(b"not a parquet file")
     with MarketStore(tmp_path, threads=1) as store:
         with pytest.raises(StorageError, match=r"query failed: .*2099-12-31"):
             store.query("SELECT count(*) FROM market_data")
         with pytest.raises(StorageError, match=r"2099-12-31"):
-            store.trades("BTCUSDT", venue="binance")  # no date bound: that file is read
-        day = store.trades("BTCUSDT", date(2024, 8, 8), date(2024, 8, 10), venue="binance")
+            store.trades("BTC-USDT", venue="binance")  # no date bound: that file is read
+        day = store.trades("BTC-USDT", date(2024, 8, 8), date(2024, 8, 10), venue="binance")
         assert len(day) == 2 * 1381  # pruned by date
-        assert len(store.trades("BTCUSDT", venue="binance-usdm")) == 2 * 2463  # by venue
-        assert len(store.bars("ETHUSDT")) > 0  # by symbol
+        assert len(store.trades("BTC-USDT", venue="binance-usdm")) == 2 * 2463  # by venue
+        assert len(store.bars("ETH-USDT")) > 0  # by symbol
         count = "SELECT count(*) FROM market_data WHERE date = DATE '2024-08-09'"
         assert store.query(count).arrow().column(0)[0].as_py() == len(records) // 2
         assert scanned_files(store, count) == (6, 13)
-        eth = "SELECT count(*) FROM market_data WHERE symbol = 'ETHUSDT' AND venue = 'binance'"
+        eth = "SELECT count(*) FROM market_data WHERE symbol = 'ETH-USDT' AND venue = 'binance'"
         assert scanned_files(store, eth) == (2, 13)
 
 
 def test_bad_arguments_name_the_field_and_value(store: MarketStore, tmp_path: Path) -> None:
     for interval in ("1x", "0m", "m", "1.5m", " 1m", "-1s", 60, timedelta(0)):
         with pytest.raises(InvalidArgumentError, match=r"interval: .* expected a positive"):
-            store.bars("BTCUSDT", interval)  # type: ignore[arg-type]
-    for symbol in ("", "ÄPFEL", "BTC\x00", "X" * 17, None, b"BTCUSDT"):
+            store.bars("BTC-USDT", interval)  # type: ignore[arg-type]
+    for symbol in ("", "ÄPFEL", "BTC\x00", "X" * 17, None, b"BTC-USDT"):
         with pytest.raises(InvalidArgumentError, match=r"symbol: .* expected a str of 1 to 16"):
             store.trades(symbol)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match=r"venue: .*expected a str of 0 to 16"):
-        store.quotes("BTCUSDT", venue="binance\n\x00")
+        store.quotes("BTC-USDT", venue="binance\n\x00")
     with pytest.raises(InvalidArgumentError, match=r"start: 2024-08-08T00:00:00 is a naive"):
-        store.trades("BTCUSDT", start=datetime(2024, 8, 8))
+        store.trades("BTC-USDT", start=datetime(2024, 8, 8))
     for bad in (-1, 2**63, 1.5, True, "2024-08-08"):
         with pytest.raises(InvalidArgumentError, match=r"end: .* is not a time; expected"):
-            store.trades("BTCUSDT", end=bad)  # type: ignore[arg-type]
+            store.trades("BTC-USDT", end=bad)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match=r"end: .* is not after start"):
-        store.bars("BTCUSDT", start=5 * S, end=5 * S)
+        store.bars("BTC-USDT", start=5 * S, end=5 * S)
     with pytest.raises(StorageError, match=r"query failed: .*no_such_table"):
         store.query("SELECT * FROM no_such_table")
     with pytest.raises(InvalidArgumentError, match=r"sql: .* is not a str"):

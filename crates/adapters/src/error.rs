@@ -57,8 +57,9 @@ pub enum LineFault {
         /// What is wrong with it.
         fault: FrameFault,
     },
-    /// The symbol (uppercased) is empty, not ASCII or longer than its record field.
-    #[error("symbol: {} must be 1 to {TEXT_SIZE} ASCII characters", py_str(.0))]
+    /// The symbol is not an instrument name (upper-cased, it is empty or not printable ASCII
+    /// without spaces), or its canonical form (the one given) is longer than its record field.
+    #[error("symbol: {} must be 1 to {TEXT_SIZE} printable ASCII characters, no spaces, in canonical form", py_str(.0))]
     Symbol(String),
     /// A REST snapshot names no symbol and the recording has no symbol hint.
     #[error("snapshot symbol: the REST snapshot names no symbol; pass symbol_hint")]

@@ -2,7 +2,8 @@
 //!
 //! The records are `market_intel.records.MESSAGE_DTYPE` rows, written into a byte buffer
 //! through a [`RecordLayout`] of field offsets that the Python binding reads from the dtype.
-//! Decoding runs without Python: the binding releases the GIL around it.
+//! Decoding runs without Python: the binding releases the GIL around it. Records name their
+//! instrument by the product's canonical symbol ([`symbol`]), not the venue's spelling.
 //!
 //! ```
 //! use market_intel_adapters::binance::{Recording, Replay};
@@ -27,6 +28,7 @@
 //! assert_eq!(field(0, layout.bid), 61837.63f64.to_le_bytes());
 //! assert_eq!(field(1, layout.last_price), 61837.63f64.to_le_bytes());
 //! assert_eq!(field(1, layout.id), 2u64.to_le_bytes());
+//! assert_eq!(field(1, layout.symbol), *b"BTC-USDT"); // the canonical symbol (see `symbol`)
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -34,6 +36,7 @@ pub mod binance;
 pub mod error;
 pub mod gzip;
 pub mod layout;
+pub mod symbol;
 
 mod json;
 mod number;

@@ -17,9 +17,11 @@ REST snapshot line        SNAPSHOT   update_id=lastUpdateId; best bid/ask and si
 
 Every record has ``receive_ns`` (the line's receive time), ``exchange_ns`` (the frame's
 ``E`` event time, or ``T`` for trades, ms -> ns; 0 when the frame carries neither),
-``symbol`` (data ``s``, uppercase; a snapshot takes ``symbol`` or the file's symbol),
-``venue``, ``source`` = ``b"replay"`` and ``id`` numbered from 1. Float fields a frame does
-not carry are NaN; ``created_ns`` and ``published_ns`` are left 0 for the engine to stamp.
+``symbol`` (data ``s``, or a snapshot's ``symbol`` or else the file's symbol, in the
+canonical form ``normalize_symbol`` gives: ``BTCUSDT`` is ``BTC-USDT``, ``BTCUSD_PERP`` is
+``BTC-USD-PERP``), ``venue``, ``source`` = ``b"replay"`` and ``id`` numbered from 1. Float
+fields a frame does not carry are NaN; ``created_ns`` and ``published_ns`` are left 0 for the
+engine to stamp.
 
 The decoding is native (``market_intel._core``, over the ``market-intel-adapters`` crate):
 it runs without the GIL, gunzips, splits and decodes the lines on all cores, and writes
@@ -41,7 +43,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from market_intel import _core
-from market_intel.errors import InvalidArgumentError
+from market_intel.adapters.normalize import normalize_symbol
+from market_intel.errors import InvalidArgumentError, MalformedFrameError
 from market_intel.records import MESSAGE_DTYPE
 
 __all__ = ["decode_frames", "load", "replay", "sample_paths", "symbol_of", "venue_of"]
@@ -74,15 +77,27 @@ def venue_of(path: str | os.PathLike[str]) -> str:
 
 
 def symbol_of(path: str | os.PathLike[str]) -> str:
-    """Return the symbol a recording's file name carries (``cm_btcusd_perp_20240808.gz`` ->
-    ``BTCUSD_PERP``)."""
+    """Return the canonical symbol a recording's file name carries.
+
+    Args:
+        path: A recording such as ``cm_btcusd_perp_20240808.gz``.
+
+    Returns:
+        The symbol as ``normalize_symbol`` gives it: ``BTC-USD-PERP`` for
+        ``cm_btcusd_perp_20240808.gz``, ``BTC-USDT`` for ``spot_btcusdt_20240808.gz``.
+
+    Raises:
+        InvalidArgumentError: The name carries no symbol, or one with spaces or control
+            characters.
+    """
     stem = Path(path).name.split(".", 1)[0]
     parts = stem.split("_")[1:]
     if parts and parts[-1].isdigit():
         parts = parts[:-1]
-    if not parts:
-        raise InvalidArgumentError(f"path: {os.fspath(path)!r} names no symbol")
-    return "_".join(parts).upper()
+    try:
+        return normalize_symbol("binance", "_".join(parts))
+    except MalformedFrameError:
+        raise InvalidArgumentError(f"path: {os.fspath(path)!r} names no symbol") from None
 
 
 def sample_paths() -> list[Path]:

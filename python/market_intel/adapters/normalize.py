@@ -65,9 +65,10 @@ _VENUE_ALIASES: Final = {
     "independent_reserve": "independent-reserve",
 }
 
-# Quote currencies, longest first so that "BTCUSDT" splits as BTC/USDT, not BTCUSD/T.
+# Quote currencies, longest first so that "BTCUSDT" splits as BTC/USDT, not BTCUSD/T. TUSD is
+# left out: it would split DOTUSD as DO/TUSD (bases ending in T are far more common).
 _QUOTES: Final = (
-    "FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "DAI", "USD", "EUR", "GBP", "JPY",
+    "FDUSD", "USDT", "USDC", "BUSD", "USDP", "DAI", "USD", "EUR", "GBP", "JPY",
     "AUD", "CAD", "CHF", "TRY", "BRL", "KRW", "BTC", "ETH", "BNB", "XBT",
 )  # fmt: skip
 _ASSET_ALIASES: Final = {"XBT": "BTC", "XDG": "DOGE", "ZUSD": "USD", "ZEUR": "EUR", "XXBT": "BTC"}

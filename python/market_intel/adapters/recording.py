@@ -89,7 +89,8 @@ class RecordedFrame(msgspec.Struct, frozen=True, gc=False):
             when it is not UTF-8.
         url: The URL of a REST request (``http``), else empty.
         symbol: The instrument a REST response is about, when the recording says (the URL's
-            ``symbol`` parameter, or a Binance recording's file name), else empty.
+            ``symbol`` parameter as the venue spells it, or the canonical symbol of a Binance
+            recording's file name, see ``adapters.binance.symbol_of``), else empty.
         line: The line number in the file (the header is line 1 of an exchange recording).
     """
 

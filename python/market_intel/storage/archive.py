@@ -9,7 +9,7 @@ layout::
     ├── market_data/                      MARKET_DATA records
     │   └── date=2024-08-08/              UTC date of the row's ts
     │       └── venue=binance/
-    │           └── symbol=BTCUSDT/
+    │           └── symbol=BTC-USDT/
     │               ├── part-000000.parquet
     │               └── part-000001.parquet
     ├── orders/                           ORDER records

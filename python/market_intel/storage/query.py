@@ -23,7 +23,7 @@ Results are ``QueryResult`` objects, materialized as Arrow, with ``.arrow()``, `
 and ``.polars()``; pandas and polars are optional and imported only when asked for::
 
     with MarketStore("archive") as store:
-        bars = store.bars("BTCUSDT", "1m", venue="binance").polars()
+        bars = store.bars("BTC-USDT", "1m", venue="binance").polars()
         store.query("SELECT venue, count(*) FROM trades GROUP BY venue").pandas()
 
 Helpers:

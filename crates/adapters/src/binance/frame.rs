@@ -8,7 +8,8 @@
 //! | REST snapshot         | SNAPSHOT | update_id=lastUpdateId; best bid/ask levels              |
 //!
 //! `exchange_ns` is the event time `E` (ms -> ns; 0 when absent), but `T` for trades; the
-//! symbol is data `s`, or a snapshot's `symbol`, uppercased. A stream frame's other members
+//! symbol is data `s`, or a snapshot's `symbol`, in its canonical form (`crate::symbol`:
+//! `BTCUSDT` is `BTC-USDT`, `BTCUSD_PERP` is `BTC-USD-PERP`). A stream frame's other members
 //! and a data object's other fields are skipped (their JSON still checked). Number fields take
 //! what msgspec's non-strict mode took before: a JSON number or a string holding one, and for
 //! floats also `nan`/`inf`/`infinity`; a repeated field keeps its last value.
@@ -17,6 +18,7 @@ use crate::error::{FrameFault, LineFault};
 use crate::json::{RawStr, Reader, Scalar};
 use crate::layout::{MarketDataKind, TEXT_SIZE};
 use crate::number::{is_number, special_f64, to_f64, to_i128, IntegerFault, Number};
+use crate::symbol::SymbolCache;
 use std::cmp::Ordering;
 
 const NS_PER_MS: i128 = 1_000_000;
@@ -25,7 +27,8 @@ const NS_PER_MS: i128 = 1_000_000;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct MarketData {
     pub kind: MarketDataKind,
-    /// The uppercased symbol, NUL padded; `None` for a snapshot that names none.
+    /// The symbol's record field (its canonical name, NUL padded); `None` for a snapshot that
+    /// names none.
     pub symbol: Option<[u8; TEXT_SIZE]>,
     pub update_id: u64,
     pub exchange_ns: i64,
@@ -55,8 +58,9 @@ impl MarketData {
     }
 }
 
-/// Decode the JSON of a frame whose stream name (or its lack of one) gave it `kind`.
-pub(crate) fn decode(json: &[u8], kind: MarketDataKind) -> Result<MarketData, LineFault> {
+/// Decode the JSON of a frame whose stream name (or its lack of one) gave it `kind`, its
+/// symbol's record field through `symbols`.
+pub(crate) fn decode(json: &[u8], kind: MarketDataKind, symbols: &mut SymbolCache) -> Result<MarketData, LineFault> {
     let mut reader = Reader::new(json);
     let mut out = MarketData::new(kind);
     let symbol = match kind {
@@ -66,27 +70,10 @@ pub(crate) fn decode(json: &[u8], kind: MarketDataKind) -> Result<MarketData, Li
     .and_then(|symbol| reader.finish().map(|()| symbol))
     .map_err(|fault| LineFault::Frame { kind, fault })?;
     if let Some(symbol) = symbol {
-        out.symbol = Some(if symbol.is_escaped() { symbol_field(&symbol.value()) } else { symbol_field(symbol.raw) }?);
+        out.symbol =
+            Some(if symbol.is_escaped() { symbols.field(&symbol.value()) } else { symbols.field(symbol.raw) }?);
     }
     Ok(out)
-}
-
-/// A symbol as its record field holds it: uppercased (as Python's `str.upper`), 1 to 16 ASCII
-/// bytes, NUL padded.
-pub(crate) fn symbol_field(name: &[u8]) -> Result<[u8; TEXT_SIZE], LineFault> {
-    let mut field = [0u8; TEXT_SIZE];
-    if !name.is_empty() && name.len() <= TEXT_SIZE && name.is_ascii() {
-        for (dst, src) in field.iter_mut().zip(name) {
-            *dst = src.to_ascii_uppercase();
-        }
-        return Ok(field);
-    }
-    let upper = String::from_utf8_lossy(name).to_uppercase();
-    if upper.is_empty() || upper.len() > TEXT_SIZE || !upper.is_ascii() {
-        return Err(LineFault::Symbol(upper));
-    }
-    field[..upper.len()].copy_from_slice(upper.as_bytes());
-    Ok(field)
 }
 
 /// `{"stream": ..., "data": {...}}`: the data object by the frame's kind.
@@ -532,6 +519,10 @@ mod tests {
     use super::*;
     use MarketDataKind::{Depth, Quote, Snapshot, Trade};
 
+    fn decode(json: &[u8], kind: MarketDataKind) -> Result<MarketData, LineFault> {
+        super::decode(json, kind, &mut SymbolCache::default())
+    }
+
     fn fault(json: &str, kind: MarketDataKind) -> FrameFault {
         match decode(json.as_bytes(), kind) {
             Err(LineFault::Frame { fault, .. }) => fault,
@@ -542,7 +533,7 @@ mod tests {
     #[test]
     fn a_spot_quote_has_no_event_time() {
         let q = decode(br#"{"stream":"btcusdt@bookTicker","data":{"u":11,"s":"btcusdt","b":"61837.63000000","B":"3.78826000","a":"61837.64000000","A":"1.54698000"}}"#, Quote).unwrap();
-        assert_eq!(q.symbol, Some(*b"BTCUSDT\0\0\0\0\0\0\0\0\0"));
+        assert_eq!(q.symbol, Some(*b"BTC-USDT\0\0\0\0\0\0\0\0"));
         assert_eq!((q.update_id, q.exchange_ns), (11, 0));
         assert_eq!((q.bid, q.bid_size, q.ask, q.ask_size), (61837.63, 3.78826, 61837.64, 1.54698));
         assert!(q.last_price.is_nan() && q.last_size.is_nan());
@@ -576,7 +567,7 @@ mod tests {
         assert_eq!((s.symbol, s.update_id, s.exchange_ns), (None, 30, 0));
         assert_eq!((s.bid, s.bid_size, s.ask, s.ask_size), (61837.63, 3.7, 61837.64, 1.5));
         let s = decode(br#"{"symbol":"ethusdt","E":2,"lastUpdateId":1,"bids":[],"asks":[]}"#, Snapshot).unwrap();
-        assert_eq!((s.symbol.unwrap(), s.exchange_ns), (*b"ETHUSDT\0\0\0\0\0\0\0\0\0", 2_000_000));
+        assert_eq!((s.symbol.unwrap(), s.exchange_ns), (*b"ETH-USDT\0\0\0\0\0\0\0\0", 2_000_000));
         let s = decode(br#"{"symbol":"","lastUpdateId":1,"bids":[],"asks":[]}"#, Snapshot).unwrap();
         assert_eq!(s.symbol, None);
     }
@@ -665,11 +656,22 @@ mod tests {
     }
 
     #[test]
-    fn symbols_are_uppercased_ascii_of_at_most_16_bytes() {
-        assert_eq!(&symbol_field(b"btcusd_perp").unwrap()[..12], b"BTCUSD_PERP\0");
-        assert_eq!(symbol_field("straße".as_bytes()).unwrap()[..7], *b"STRASSE");
-        assert_eq!(symbol_field(b""), Err(LineFault::Symbol(String::new())));
-        assert_eq!(symbol_field(b"abcdefghijklmnopq"), Err(LineFault::Symbol("ABCDEFGHIJKLMNOPQ".into())));
-        assert_eq!(symbol_field("é".as_bytes()), Err(LineFault::Symbol("É".into())));
+    fn symbols_take_their_canonical_form_which_must_fit_the_field() {
+        let quote = |s: &str| {
+            format!(r#"{{"stream":"x@bookTicker","data":{{"s":"{s}","u":1,"b":"1","B":"1","a":"1","A":"1"}}}}"#)
+        };
+        let symbols = &mut SymbolCache::default();
+        let symbol = |s: &str, symbols: &mut SymbolCache| super::decode(quote(s).as_bytes(), Quote, symbols);
+        for (raw, field) in [
+            ("btcusd_perp", b"BTC-USD-PERP\0\0\0\0"),
+            ("BCHUSD_210924", b"BCH-USD-210924\0\0"),
+            (r"\u0062tcusdt", b"BTC-USDT\0\0\0\0\0\0\0\0"),
+            ("BTCUSDT", b"BTC-USDT\0\0\0\0\0\0\0\0"),
+        ] {
+            assert_eq!(symbol(raw, symbols).unwrap().symbol, Some(*field), "{raw}");
+        }
+        for (raw, reported) in [("", ""), ("abcdefghijklusdt", "ABCDEFGHIJKL-USDT"), ("BTC USDT", "BTC USDT")] {
+            assert_eq!(symbol(raw, symbols), Err(LineFault::Symbol(reported.into())), "{raw}");
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! A recording is text, one frame a line: `<local receive time, ns> <raw JSON frame>`.
 //! Combined-stream frames (`{"stream":"btcusdt@bookTicker","data":{...}}`) and the REST depth
 //! snapshot line (`{"lastUpdateId":..,"bids":..,"asks":..}`) become one record each (see
-//! `frame` for which JSON field goes where).
+//! `frame` for which JSON field goes where). Records carry the canonical symbol
+//! ([`crate::symbol`]: `BTCUSDT` is `BTC-USDT`), worked out once per distinct raw name.
 //!
 //! ```text
 //!  .gz files --(threads: read, gunzip, index)--> Recording, Recording, ...
@@ -23,6 +24,7 @@ pub use replay::{read_recordings, RecordingFile, Replay, ReplayError};
 
 use crate::error::{DecodeError, LineFault};
 use crate::layout::{put_f64, put_i64, put_u64, MarketDataKind, RecordLayout, TEXT_SIZE};
+use crate::symbol::{self, SymbolCache};
 use std::borrow::Cow;
 
 /// The most digits a receive time has (`i64::MAX` has 19).
@@ -55,7 +57,7 @@ struct FrameRef {
 pub struct Recording<'a> {
     text: Cow<'a, [u8]>,
     venue: [u8; TEXT_SIZE],
-    /// The symbol field of a snapshot that names none, or why there is none.
+    /// The symbol field (canonical) of a snapshot that names none, or why there is none.
     hint: Result<[u8; TEXT_SIZE], LineFault>,
     frames: Vec<FrameRef>,
 }
@@ -64,7 +66,8 @@ impl<'a> Recording<'a> {
     /// Split `text` into frames, checking every line's receive time and stream name.
     ///
     /// Blank lines are skipped (but counted in line numbers). `venue` is every record's venue;
-    /// `symbol_hint` is the symbol of a REST snapshot line that names none.
+    /// `symbol_hint` is the symbol of a REST snapshot line that names none (in the venue's
+    /// spelling or the canonical one: records carry its canonical form).
     ///
     /// # Errors
     /// [`DecodeError::InvalidText`] for a venue that is not 1 to 16 ASCII characters;
@@ -77,7 +80,7 @@ impl<'a> Recording<'a> {
         let mut venue_field = [0u8; TEXT_SIZE];
         venue_field[..venue.len()].copy_from_slice(venue.as_bytes());
         let hint = match symbol_hint {
-            Some(name) if !name.is_empty() => frame::symbol_field(name.as_bytes()),
+            Some(name) if !name.is_empty() => symbol::field(name.as_bytes()),
             _ => Err(LineFault::SnapshotSymbol),
         };
         let text = text.into();
@@ -112,23 +115,27 @@ impl<'a> Recording<'a> {
         assert_eq!(out.len(), self.len() * layout.size, "output size");
         assert_eq!(layout.check(), Ok(()));
         let template = layout.template(&self.venue);
+        let mut symbols = SymbolCache::default();
         for ((frame, record), id) in self.frames.iter().zip(out.chunks_exact_mut(layout.size)).zip(1..) {
-            self.write(frame, layout, &template, record, id).map_err(|fault| self.line_error(frame, fault))?;
+            self.write(frame, layout, &template, &mut symbols, record, id)
+                .map_err(|fault| self.line_error(frame, fault))?;
         }
         Ok(())
     }
 
-    /// Decode one frame into `record` (starting from the venue's `template`).
+    /// Decode one frame into `record` (starting from the venue's `template`), its symbol
+    /// through `symbols`.
     #[inline]
     fn write(
         &self,
         frame: &FrameRef,
         layout: &RecordLayout,
         template: &[u8],
+        symbols: &mut SymbolCache,
         record: &mut [u8],
         id: u64,
     ) -> Result<(), LineFault> {
-        let data = frame::decode(&self.text[frame.start..frame.end], frame.kind)?;
+        let data = frame::decode(&self.text[frame.start..frame.end], frame.kind, symbols)?;
         let symbol = match data.symbol {
             Some(symbol) => symbol,
             None => self.hint.clone()?,

@@ -5,6 +5,7 @@ use super::Recording;
 use crate::error::{DecodeError, LoadError};
 use crate::gzip::gunzip;
 use crate::layout::RecordLayout;
+use crate::symbol::SymbolCache;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -127,10 +128,11 @@ impl<'a> Replay<'a> {
         let per_thread = self.len().div_ceil(threads).max(1);
         let run = |chunk: usize, order: &[(u32, u32)], out: &mut [u8]| -> bool {
             let first_id = (chunk * per_thread) as u64 + 1;
+            let mut symbols = SymbolCache::default();
             order.iter().zip(out.chunks_exact_mut(layout.size)).zip(first_id..).all(|((&(r, f), record), id)| {
                 let recording = &self.recordings[r as usize];
                 let frame = &recording.frames[f as usize];
-                recording.write(frame, layout, &templates[r as usize], record, id).is_ok()
+                recording.write(frame, layout, &templates[r as usize], &mut symbols, record, id).is_ok()
             })
         };
         let mut chunks = self.order.chunks(per_thread).zip(out.chunks_mut(per_thread * layout.size)).enumerate();
@@ -155,9 +157,10 @@ impl<'a> Replay<'a> {
     #[cold]
     fn first_error(&self, layout: &RecordLayout, templates: &[Vec<u8>]) -> ReplayError {
         let mut scratch = vec![0u8; layout.size];
+        let mut symbols = SymbolCache::default();
         for (r, recording) in self.recordings.iter().enumerate() {
             for frame in &recording.frames {
-                if let Err(fault) = recording.write(frame, layout, &templates[r], &mut scratch, 0) {
+                if let Err(fault) = recording.write(frame, layout, &templates[r], &mut symbols, &mut scratch, 0) {
                     return ReplayError { recording: r, source: recording.line_error(frame, fault) };
                 }
             }

@@ -45,7 +45,7 @@ fn every_kind_fills_its_record_and_nothing_else() {
     for (i, row) in rows.iter().enumerate() {
         assert_eq!(u64_at(row, l.id), i as u64 + 1);
         assert_eq!((row[l.message_type], row[l.priority], row[43]), (MARKET_DATA, NORMAL, 0));
-        assert_eq!(&row[l.symbol..l.symbol + 16], b"BTCUSDT\0\0\0\0\0\0\0\0\0");
+        assert_eq!(&row[l.symbol..l.symbol + 16], b"BTC-USDT\0\0\0\0\0\0\0\0", "the canonical symbol, the hint's too");
         assert_eq!(&row[l.venue..l.venue + 16], b"binance\0\0\0\0\0\0\0\0\0");
         assert_eq!(&row[l.source..l.source + 16], b"replay\0\0\0\0\0\0\0\0\0\0");
         assert_eq!(&row[8..40], &[0u8; 32], "created, published, correlation and causation stay 0");
@@ -113,7 +113,10 @@ fn snapshots_need_a_symbol_or_a_hint() {
     }
     let rec = Recording::new(text.as_bytes(), "binance", Some("a-very-long-symbol")).unwrap();
     let err = rec.decode_into(&layout, &mut vec![0; layout.size]).unwrap_err();
-    assert_eq!(err.to_string(), "line 1: symbol: 'A-VERY-LONG-SYMBOL' must be 1 to 16 ASCII characters");
+    assert_eq!(
+        err.to_string(),
+        "line 1: symbol: 'A-VERY-LONG-SYMBOL' must be 1 to 16 printable ASCII characters, no spaces, in canonical form"
+    );
     let rec = Recording::new(format!("1 {QUOTE}").into_bytes(), "binance", Some("a-very-long-symbol")).unwrap();
     assert!(rec.decode_into(&layout, &mut vec![0; layout.size]).is_ok(), "a hint is only checked when used");
 }
@@ -175,6 +178,38 @@ fn threads_write_the_same_records_as_one() {
     let mut out = vec![0; in_order.len() * layout.size];
     in_order.decode_into(&layout, &mut out, 2).unwrap();
     assert_eq!(get_i64(&out[layout.size..], layout.receive_ns), times[1]);
+}
+
+#[test]
+fn every_record_carries_its_frames_canonical_symbol() {
+    // More distinct names than a symbol cache keeps, interleaved, on one thread and several.
+    let names: Vec<String> = (0..100).map(|i| format!("c{i}usd_perp")).chain(["ETHBTC".into(), "x".into()]).collect();
+    let lines = |offset: usize| -> String {
+        (0..40_000)
+            .map(|i| {
+                format!(
+                    "{i} {}\n",
+                    QUOTE.replace(r#""s":"BTCUSDT""#, &format!(r#""s":"{}""#, names[(i * 7 + offset) % names.len()]))
+                )
+            })
+            .collect()
+    };
+    let (a, b) = (lines(0), lines(3));
+    let layout = message_layout();
+    for threads in [1, 3] {
+        let recordings = [&a, &b].map(|t| Recording::new(t.as_bytes(), "v", None).unwrap());
+        let replay = Replay::merged(recordings.into());
+        let mut out = vec![0; replay.len() * layout.size];
+        replay.decode_into(&layout, &mut out, threads).unwrap();
+        for (row, i) in out.chunks(layout.size).zip(0..) {
+            let offset = if i % 2 == 0 { 0 } else { 3 }; // merged: a's line, then b's, at each time
+            let name = &names[(i / 2 * 7 + offset) % names.len()];
+            let want = crate::symbol::canonical(name).unwrap();
+            let got = &row[layout.symbol..layout.symbol + 16];
+            assert_eq!(&got[..want.len()], want.as_bytes(), "row {i}, threads={threads}");
+            assert!(got[want.len()..].iter().all(|&b| b == 0));
+        }
+    }
 }
 
 #[test]
