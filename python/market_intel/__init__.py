@@ -155,6 +155,7 @@ if TYPE_CHECKING:  # the lazily loaded names, for type checkers
         recording_venue,
         replay_messages,
     )
+    from market_intel.adapters.snapshots import BinanceSnapshots
     from market_intel.adapters.tickfile import (
         ColumnMapping,
         TimeUnit,
@@ -239,6 +240,7 @@ __all__ = [
     "BatchEventProcessor",
     "BatchProcessor",
     "BatchTooLargeError",
+    "BinanceSnapshots",
     "BookBuilder",
     "BookManager",
     "BookRule",
@@ -421,6 +423,7 @@ _LAZY: dict[str, str] = {
     "ValidationStatistics": "market_intel.adapters.validation",
     "ValidationVerdict": "market_intel.adapters.validation",
     "Validator": "market_intel.adapters.validation",
+    "BinanceSnapshots": "market_intel.adapters.snapshots",
     "BookBuilder": "market_intel.adapters.book",
     "BookManager": "market_intel.adapters.book",
     "BookRule": "market_intel.adapters.book",

@@ -18,6 +18,7 @@ SUBMODULES = [
     "adapters.book",
     "adapters.normalize",
     "adapters.recording",
+    "adapters.snapshots",
     "adapters.tickfile",
     "adapters.validation",
     "adapters.websocket",

@@ -14,6 +14,7 @@ import market_intel as mi
 import pytest
 from market_intel.adapters import binance
 from market_intel.adapters.normalize import (
+    BookUpdate,
     FeedEvent,
     FeedItem,
     QuoteUpdate,
@@ -311,3 +312,111 @@ def test_config_errors_are_named() -> None:
         DataIngestionAgentConfig(name="")
     with pytest.raises(mi.InvalidArgumentError, match=r"drain_timeout_s: 0; expected seconds"):
         DataIngestionAgentConfig(drain_timeout_s=0)
+
+
+def test_a_gapped_book_fetches_a_snapshot_over_http_and_resyncs() -> None:
+    """A lost diff breaks the chain; the agent asks a real HTTP server (answering Binance's
+    depth endpoint with the recorded book at that moment) for a snapshot, and the book
+    ends equal to the book built without the loss."""
+    import http.server
+    import json as jsonlib
+    from urllib.parse import parse_qs, urlsplit
+
+    from market_intel.adapters.book import BookBuilder
+    from market_intel.adapters.snapshots import BinanceSnapshots
+
+    path = SAMPLE["spot_btcusdt_20240808.gz"]
+    all_items = items(path)
+    diffs = [i for i, u in enumerate(all_items) if isinstance(u, BookUpdate) and not u.snapshot]
+    lost = diffs[100]
+    reveal = next(i for i in diffs if i > lost)
+    reference = BookBuilder("binance", "BTC-USDT")
+    served: dict[str, bytes] = {}
+    for i, u in enumerate(all_items):
+        if isinstance(u, BookUpdate):
+            reference.apply(u)
+        if i == reveal:  # the venue's book when the gap is seen
+            book = reference.book
+            served["BTCUSDT"] = jsonlib.dumps(
+                {
+                    "lastUpdateId": book.last_update_id,
+                    "bids": [[str(p), str(q)] for p, q in book.bids()],
+                    "asks": [[str(p), str(q)] for p, q in book.asks()],
+                }
+            ).encode()
+    requests: list[str] = []
+
+    class Depth(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            url = urlsplit(self.path)
+            requests.append(self.path)
+            body = served.get(parse_qs(url.query)["symbol"][0])
+            if url.path != "/api/v3/depth" or body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Depth)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        snapshots = BinanceSnapshots(f"http://127.0.0.1:{server.server_port}")
+        source = [u for i, u in enumerate(all_items) if i != lost]
+        engine = mi.CoreEngineBuilder().with_processors(1).build()
+        agent = DataIngestionAgent(engine, source, snapshots=snapshots)
+        engine.register_agent(agent, message_types=[mi.MessageType.CONTROL])
+        collector = Collector("collector")
+        engine.register_agent(collector, message_types=[mi.MessageType.EVENT])
+        with running(engine):
+            assert agent.wait_finished(60)
+            engine.flush(timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+    assert requests == ["/api/v3/depth?symbol=BTCUSDT&limit=1000"]
+    stats = agent.statistics()
+    assert stats.snapshots_fetched == 1
+    assert stats.validation.issues["gap"] == 1
+    builder = agent.books.builder("binance", "BTC-USDT")
+    assert builder is not None and builder.synced and builder.gaps == 1
+    assert builder.book.bids() == reference.book.bids()
+    assert builder.book.asks() == reference.book.asks()
+    codes = [m.payload.code for m in collector.messages]  # type: ignore[union-attr]
+    assert codes.count("feed.gap") == 1
+    assert codes.count("feed.synced") == 2  # the recording's snapshot, then the fetched one
+
+
+def test_a_failed_snapshot_fetch_is_reported_and_the_feed_goes_on() -> None:
+    from market_intel.adapters.snapshots import BinanceSnapshots
+
+    path = SAMPLE["spot_btcusdt_20240808.gz"]
+    all_items = items(path)
+    diffs = [i for i, u in enumerate(all_items) if isinstance(u, BookUpdate) and not u.snapshot]
+    source = [u for i, u in enumerate(all_items) if i != diffs[50]]
+    engine = mi.CoreEngineBuilder().with_processors(1).build()
+    closed_port = BinanceSnapshots("http://127.0.0.1:9", timeout_s=2)
+    agent = DataIngestionAgent(engine, source, snapshots=closed_port)
+    engine.register_agent(agent, message_types=[mi.MessageType.CONTROL])
+    collector = Collector("collector")
+    engine.register_agent(collector, message_types=[mi.MessageType.EVENT])
+    with running(engine):
+        assert agent.wait_finished(60)
+        engine.flush(timeout=30)
+    failed = [
+        m.payload
+        for m in collector.messages
+        if m.payload.code == "feed.snapshot_failed"  # type: ignore[union-attr]
+    ]
+    assert len(failed) == 1
+    assert "http://127.0.0.1:9/api/v3/depth?symbol=BTCUSDT" in failed[0].text  # type: ignore[union-attr]
+    assert agent.statistics().error is None
+    with pytest.raises(mi.InvalidArgumentError, match=r"base_url: 'ftp://x'; expected an http"):
+        BinanceSnapshots("ftp://x")

@@ -30,7 +30,7 @@ import logging
 import threading
 import time
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -51,7 +51,7 @@ from market_intel.adapters.validation import (
     Validator,
 )
 from market_intel.enums import MessageType, Priority, Severity
-from market_intel.errors import InvalidArgumentError, MalformedFrameError
+from market_intel.errors import FeedError, InvalidArgumentError, MalformedFrameError
 from market_intel.messages import CoreMessage, Event
 
 if TYPE_CHECKING:
@@ -123,6 +123,8 @@ class IngestionStatistics:
     published: int
     """Messages that went into the engine (updates, book tops, events)."""
     book_tops: int
+    snapshots_fetched: int
+    """Snapshots fetched to resync books after gaps."""
     feed_events: int
     malformed: int
     running: bool
@@ -147,6 +149,10 @@ class DataIngestionAgent:
             attributes: ``close()`` (called to stop a live source), ``statistics()``,
             ``recorded`` (true for recordings: staleness is judged on their clock).
         config: Publishing options.
+        snapshots: Fetches a book snapshot for ``(venue, symbol)`` when a book finds a gap
+            (``adapters.snapshots.BinanceSnapshots``); the book resyncs on it, and the diffs
+            buffered meanwhile chain on. Without one, a gapped book waits for the venue's
+            next snapshot.
     """
 
     def __init__(
@@ -154,6 +160,8 @@ class DataIngestionAgent:
         engine: CoreEngine,
         source: Iterable[FeedItem],
         config: DataIngestionAgentConfig | None = None,
+        *,
+        snapshots: Callable[[str, str], BookUpdate] | None = None,
     ) -> None:
         self.config = config or DataIngestionAgentConfig()
         self.name = self.config.name
@@ -161,6 +169,8 @@ class DataIngestionAgent:
         self.source = source
         self.validator = Validator(self.config.validation)
         self.books = BookManager()
+        self.snapshots = snapshots
+        self._snapshots_fetched = 0
         self.publisher = FeedPublisher(engine, self.config.backpressure, source=self.name)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -247,6 +257,7 @@ class DataIngestionAgent:
             updates=self._updates,
             published=self._published,
             book_tops=self._tops,
+            snapshots_fetched=self._snapshots_fetched,
             feed_events=self._events,
             malformed=self._malformed,
             running=thread is not None and thread.is_alive(),
@@ -303,19 +314,39 @@ class DataIngestionAgent:
         verdict = self.validator.check(item)
         if verdict.accepted:
             if isinstance(item, BookUpdate) and self.config.books:
-                top, events = self.books.apply(item)
-                for event in events:
-                    if event.code == "gap":
-                        self.validator.record(ValidationIssue.GAP)
-                    self._publish_event(event)
                 if self.config.publish_book_updates:
                     self._publish(item.to_message(**self._stamp()), verdict.flags)
-                if top is not None:
-                    self._tops += 1
-                    self._publish(top.to_message(**self._stamp()), "")
+                self._book(item)
             else:
                 self._publish(item.to_message(**self._stamp()), verdict.flags)
         self._check_stale()
+
+    def _book(self, update: BookUpdate) -> None:
+        top, events = self.books.apply(update)
+        gap = False
+        for event in events:
+            if event.code == "gap":
+                gap = True
+                self.validator.record(ValidationIssue.GAP)
+            self._publish_event(event)
+        if top is not None:
+            self._tops += 1
+            self._publish(top.to_message(**self._stamp()), "")
+        if gap and self.snapshots is not None:
+            self._resync(update.venue, update.symbol)
+
+    def _resync(self, venue: str, symbol: str) -> None:
+        """Fetch a new snapshot for a book that lost its chain, and apply it."""
+        assert self.snapshots is not None
+        try:
+            snapshot = self.snapshots(venue, symbol)
+        except (FeedError, MalformedFrameError) as e:
+            self._publish_event(
+                FeedEvent(venue=venue, code="snapshot_failed", symbol=symbol, text=str(e))
+            )
+            return
+        self._snapshots_fetched += 1
+        self._book(snapshot)
 
     def _feed_event(self, event: FeedEvent) -> None:
         if event.code in ("gap", "resync"):
