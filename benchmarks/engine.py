@@ -21,12 +21,11 @@ from __future__ import annotations
 import threading
 import time
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import Bench, percentiles_ns
+from benchmarks.harness import SHARED_DATA, Bench, percentiles_ns
 
 __all__ = ["benches"]
 
@@ -191,7 +190,7 @@ def replay(n: int, processors: int = 2, max_batch: int = 4096) -> float:
     return n * 1e9 / elapsed
 
 
-SHARED_BINANCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance"
+SHARED_BINANCE = SHARED_DATA / "binance"
 
 
 def replay_with_decode(n: int) -> float:

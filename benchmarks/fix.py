@@ -16,13 +16,12 @@ Topology:
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
-from benchmarks.harness import Bench
+from benchmarks.harness import SHARED_DATA, Bench
 
 __all__ = ["benches"]
 
-JSE = Path("/work/shared/data/fix/jse_indices_fixt11_recv_20111124.fix")
+JSE = SHARED_DATA / "fix" / "jse_indices_fixt11_recv_20111124.fix"
 FRAMES = 13_888
 ENTRIES = 14_375
 

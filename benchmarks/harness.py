@@ -25,6 +25,21 @@ THROUGHPUT = "events/s"
 LATENCY = "ns"
 PERCENTILE_KEYS: tuple[str, ...] = ("p50", "p90", "p99", "p99.9", "max")
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def _shared_data() -> Path:
+    """The shared market data: ``MARKET_INTEL_SHARED_DATA``, else a ``shared/data`` beside or
+    above the checkout, else the machine's ``/work/shared/data``."""
+    configured = os.environ.get("MARKET_INTEL_SHARED_DATA")
+    if configured:
+        return Path(configured)
+    for parent in Path(__file__).resolve().parents[1].parents:
+        if (parent / "shared" / "data").is_dir():
+            return parent / "shared" / "data"
+    return Path("/work/shared/data")
+
+
+SHARED_DATA = _shared_data()
 SCHEMA = "market-intel-bench/1"
 NOISY_PCT = 5.0  # a repetition is "noisy" if other processes used >= this % of all cores
 

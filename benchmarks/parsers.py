@@ -19,13 +19,12 @@ import json
 import time
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 
-from benchmarks.harness import Bench
+from benchmarks.harness import SHARED_DATA, Bench
 
 __all__ = ["benches"]
 
-EXCHANGES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "exchanges"
+EXCHANGES = SHARED_DATA / "exchanges"
 
 
 class BenchFailure(RuntimeError):

@@ -36,11 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import Bench, percentiles_ns
+from benchmarks.harness import SHARED_DATA, Bench, percentiles_ns
 
 __all__ = ["benches"]
 
-SHARED_BINANCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "binance"
+SHARED_BINANCE = SHARED_DATA / "binance"
 BATCH = 4096
 NS_PER_DAY = 86_400 * 10**9
 DAY = "2024-08-08"

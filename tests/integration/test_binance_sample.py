@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 import pytest
 from market_intel.adapters import binance
 from market_intel.summary import SequenceCheck, SymbolSummary
+from mi_data import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGED = ROOT / "python" / "market_intel" / "data" / "binance"
-SHARED = ROOT.parent / "shared" / "data" / "binance"
+SHARED = SHARED_DATA / "binance"
 if TYPE_CHECKING:  # the accumulated side only; the reference never touches numpy
     from market_intel.adapters.binance import Records
 

@@ -4,17 +4,16 @@ a dropped connection is reported, and books wait for a fresh snapshot."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import market_intel as mi
 import pytest
 from market_intel.adapters.book import BookState
 from market_intel.adapters.websocket import Backoff, WebSocketFeed, WebSocketFeedConfig
 from market_intel.adapters.wsreplay import RecordedVenueServer
 from market_intel.agents.ingestion import DataIngestionAgent, DataIngestionAgentConfig
+from mi_data import SHARED_DATA
 from mi_engine import Recorder, running, wait_for
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "exchanges"
+DATA = SHARED_DATA / "exchanges"
 RECORDING = DATA / "COINBASE.jsonl.zst"
 CHANNELS = ("trades", "candles", "quotes", "book", "heartbeats")
 

@@ -33,8 +33,9 @@ from market_intel.adapters.websocket import (
 )
 from market_intel.adapters.wsreplay import RecordedVenueServer, venue_pong
 from market_intel.errors import ConfigError, FeedError, InvalidArgumentError, MalformedFrameError
+from mi_data import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "exchanges"
+DATA = SHARED_DATA / "exchanges"
 DEADLINE = 60.0
 COINBASE_CHANNELS = ("trades", "candles", "quotes", "book", "heartbeats")
 FAST = Backoff(initial_s=0.01, maximum_s=0.05, jitter=0.5, seed=7)

@@ -25,9 +25,10 @@ from market_intel.enums import MarketDataKind, MessageType, Priority
 from market_intel.errors import InvalidArgumentError, MalformedFrameError, MessageValidationError
 from market_intel.records import MESSAGE_DTYPE
 from market_intel.summary import SequenceCheck, SymbolSummary
+from mi_data import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "data" / "binance"
+SHARED = SHARED_DATA / "binance"
 NAMES = [
     "cm_btcusd_perp_20240808.gz",
     "cm_ethusd_perp_20240808.gz",

@@ -14,8 +14,9 @@ import market_intel as mi
 import pytest
 from market_intel.adapters.book import BookBuilder, BookManager, BookRule, BookState, OrderBook
 from market_intel.adapters.normalize import BookUpdate, QuoteUpdate
+from mi_data import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "binance"
+DATA = SHARED_DATA / "binance"
 VENUES = {"spot": "binance", "usdm": "binance-usdm", "cm": "binance-coinm"}
 
 

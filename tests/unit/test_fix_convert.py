@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -32,8 +31,9 @@ from market_intel.enums import (
 )
 from market_intel.errors import MalformedFrameError
 from market_intel.messages import MarketData, Order, Trade
+from mi_data import SHARED_DATA
 
-DATA = Path("/work/shared/data/fix")
+DATA = SHARED_DATA / "fix"
 JSE = DATA / "jse_indices_fixt11_recv_20111124.fix"
 BANZAI = DATA / "quickfix_banzai_executor_fix41_20121105.fix"
 SOH = b"\x01"

@@ -23,10 +23,11 @@ from market_intel.adapters.normalize import (
 from market_intel.adapters.recording import RecordingSource
 from market_intel.adapters.venues.binance import BinanceParser
 from market_intel.agents.ingestion import DataIngestionAgent, DataIngestionAgentConfig
+from mi_data import SHARED_DATA
 from mi_engine import Recorder, control, running, wait_for
 
 SAMPLE = {p.name: p for p in binance.sample_paths()}
-EXCHANGES = Path(__file__).resolve().parents[3] / "shared" / "data" / "exchanges"
+EXCHANGES = SHARED_DATA / "exchanges"
 VENUES = {"spot": "binance", "usdm": "binance-usdm", "cm": "binance-coinm"}
 
 

@@ -28,8 +28,9 @@ from market_intel.adapters.validation import Validator
 from market_intel.enums import MarketDataKind, MessageType
 from market_intel.errors import InvalidArgumentError, MalformedFrameError
 from market_intel.messages import MarketData
+from mi_data import SHARED_DATA
 
-EXCHANGES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "exchanges"
+EXCHANGES = SHARED_DATA / "exchanges"
 KRAKEN = EXCHANGES / "KRAKEN.jsonl.zst"
 SPOT = next(p for p in binance.sample_paths() if p.name.startswith("spot_btcusdt"))
 

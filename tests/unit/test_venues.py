@@ -9,7 +9,6 @@ import json
 from collections.abc import Iterator
 from decimal import Decimal
 from functools import cache, partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,8 +30,9 @@ from market_intel.adapters.venues.coinbase import CoinbaseParser
 from market_intel.adapters.venues.kraken import KrakenParser
 from market_intel.enums import Side
 from market_intel.errors import InvalidArgumentError, MalformedFrameError
+from mi_data import SHARED_DATA
 
-EXCHANGES = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "exchanges"
+EXCHANGES = SHARED_DATA / "exchanges"
 RECORDINGS = {
     "binance": "BINANCE",
     "binance-usdm": "BINANCE_FUTURES",
@@ -624,7 +624,7 @@ def test_the_fast_path_gives_what_the_strict_path_gives(recording: str, venue: s
     on every recorded frame both give the same result (or the same error)."""
     from market_intel.adapters.recording import recorded_frames
 
-    path = Path(__file__).resolve().parents[3] / "shared" / "data" / "exchanges"
+    path = EXCHANGES
     fast, strict = parser_for(venue), parser_for(venue)
     strict_parse = strict._parse  # type: ignore[attr-defined]
     if isinstance(strict, BinanceParser):
