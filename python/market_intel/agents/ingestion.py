@@ -291,11 +291,15 @@ class DataIngestionAgent:
             self._error = error
 
     def _items_of(self, source: Iterable[FeedItem]) -> Iterator[FeedItem]:
-        for item in source:
-            if self._stop.is_set():
-                return
+        """The source's items until a stop; an item once read is always handled."""
+        iterator = iter(source)
+        while not self._stop.is_set():
             while self._paused.is_set() and not self._stop.is_set():
                 time.sleep(0.01)
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
             yield item
 
     def _handle(self, item: FeedItem) -> None:
