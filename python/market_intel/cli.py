@@ -22,7 +22,7 @@ import typer
 from rich.console import Console
 
 from market_intel.config import EngineConfig, load_config
-from market_intel.errors import ConfigError
+from market_intel.errors import ConfigError, InvalidArgumentError
 
 __all__ = ["app", "config_app", "main"]
 
@@ -155,6 +155,12 @@ def run(
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Show live progress.")
     ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(
+            "--store", help="Journal and archive every frame in this new or empty directory."
+        ),
+    ] = None,
     no_env: NoEnv = False,
 ) -> None:
     """Replay recorded market data through the engine and print what the agents found."""
@@ -169,7 +175,16 @@ def run(
     out = Console(soft_wrap=True, highlight=False, width=None if _terminal() else 132)
     show = config.replay.progress if progress is None else progress
     with live_progress(out, enabled=show) as update:
-        report = run_job(config, files=list(files) if files else None, speed=speed, progress=update)
+        try:
+            report = run_job(
+                config,
+                files=list(files) if files else None,
+                speed=speed,
+                progress=update,
+                store=store,
+            )
+        except InvalidArgumentError as e:
+            _fail(str(e), 2)
     print_report(out, report)
     if json_out is not None:
         json_out.write_text(json.dumps(report.to_dict(), indent=2))

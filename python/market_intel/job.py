@@ -4,7 +4,8 @@
 ``CoreEngine`` with the configuration's agents, publishes the frames in batches at full speed
 or at N times the recorded speed, stops the engine (which drains), and returns a ``JobReport``
 whose every number comes from the replayed data: the agents' counts, checks and per-symbol
-summaries, and the engine's statistics.
+summaries, and the engine's statistics. With ``store`` a ``StorageAgent`` also journals every
+frame and archives it to Parquet there, and the report says what DuckDB finds in the archive.
 """
 
 from __future__ import annotations
@@ -26,12 +27,17 @@ from market_intel.agents.market_data import (
     SequenceCheckAgent,
     SymbolSummaryAgent,
 )
+from market_intel.agents.storage import StorageAgent, StorageAgentConfig
 from market_intel.config import EngineConfig, example_config_path, load_config
 from market_intel.engine import CoreEngine, CoreEngineBuilder
+from market_intel.errors import InvalidArgumentError
 from market_intel.statistics import EngineStatistics
+from market_intel.storage.archive import ParquetArchive
+from market_intel.storage.journal import Journal
+from market_intel.storage.query import MarketStore
 from market_intel.summary import SequenceReport, SymbolStats
 
-__all__ = ["JobReport", "default_config", "run_job"]
+__all__ = ["JobReport", "StoreReport", "default_config", "run_job"]
 
 Progress = Callable[[int, int], None]
 """Called after each published batch with (frames published, frames in all)."""
@@ -40,6 +46,25 @@ Progress = Callable[[int, int], None]
 def default_config() -> EngineConfig:
     """The embedded default: the example configuration that ships with the package."""
     return load_config(example_config_path())
+
+
+@dataclass(frozen=True, slots=True)
+class StoreReport:
+    """What a replay with ``store`` kept, and what the archive answers."""
+
+    directory: str
+    journaled: int
+    """Journal records written (one per frame)."""
+    archived: int
+    """Rows written to the Parquet archive."""
+    files: int
+    parquet_bytes: int
+    compression_ratio: float
+    """192-byte records / Parquet bytes."""
+    trades: dict[tuple[str, str], int]
+    """Trades per (venue, symbol), counted by DuckDB in the archive."""
+    bars: dict[tuple[str, str], int]
+    """One-minute bars per (venue, symbol), from the archive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +86,7 @@ class JobReport:
     summary: dict[tuple[str, str], SymbolStats] | None
     sequence: SequenceReport | None
     counter: CounterReport | None
+    store: StoreReport | None = None
 
     @property
     def frames_per_second(self) -> float:
@@ -138,6 +164,18 @@ class JobReport:
                 "receive_regressions": self.sequence.receive_regressions,
                 "trade_gaps": sum(s.gaps for s in self.sequence.streams.values()),
             }
+        if self.store is not None:
+            st = self.store
+            out["store"] = {
+                "directory": st.directory,
+                "journaled": st.journaled,
+                "archived": st.archived,
+                "files": st.files,
+                "parquet_bytes": st.parquet_bytes,
+                "compression_ratio": st.compression_ratio,
+                "trades": [{"venue": v, "symbol": s, "n": n} for (v, s), n in st.trades.items()],
+                "bars_1m": [{"venue": v, "symbol": s, "n": n} for (v, s), n in st.bars.items()],
+            }
         if self.counter is not None:
             c = self.counter
             out["counter"] = {
@@ -168,6 +206,7 @@ def run_job(
     speed: float | None = None,
     progress: Progress | None = None,
     engine_ready: Callable[[CoreEngine], None] | None = None,
+    store: Path | None = None,
 ) -> JobReport:
     """Replay recordings through a new engine and report.
 
@@ -178,6 +217,11 @@ def run_job(
         speed: Replay speed instead of the configured one (0 = full speed).
         progress: Called after each batch with (frames published, frames in all).
         engine_ready: Called with the started engine before the first publish.
+        store: A new or empty directory: every frame is journaled in ``store/journal`` and
+            archived as Parquet in ``store/archive``.
+
+    Raises:
+        InvalidArgumentError: ``store`` exists and is not an empty directory.
     """
     config = config or default_config()
     replay = config.replay
@@ -191,6 +235,9 @@ def run_job(
         records = records[np.isin(records["symbol"], wanted)]
     decode_s = time.perf_counter() - t0
     engine = CoreEngineBuilder().with_config(config).with_profiling(True).build()
+    storage = archive = None
+    if store is not None:
+        storage, archive = _storage(engine, store)
     total = len(records)
     affinity = config.core.thread_affinity
     pinned = None
@@ -215,6 +262,8 @@ def run_job(
     finally:
         if pinned is not None:
             os.sched_setaffinity(0, pinned)
+        if storage is not None:
+            storage.close()
     summary = _find(engine, SymbolSummaryAgent)
     sequence = _find(engine, SequenceCheckAgent)
     counter = _find(engine, MarketDataCounterAgent)
@@ -229,4 +278,45 @@ def run_job(
         summary=summary.report() if summary else None,
         sequence=sequence.report() if sequence else None,
         counter=counter.report() if counter else None,
+        store=None if archive is None or store is None else _stored(archive, store),
+    )
+
+
+def _storage(engine: CoreEngine, store: Path) -> tuple[StorageAgent, ParquetArchive]:
+    """Register a storage agent journaling and archiving into ``store``."""
+    if store.exists() and (not store.is_dir() or any(store.iterdir())):
+        raise InvalidArgumentError(
+            f"store: {str(store)!r} is not empty; expected a new or empty directory"
+        )
+    config = StorageAgentConfig(directory=store / "journal", fsync="interval")
+    archive = ParquetArchive(store / "archive")
+    storage = StorageAgent(config, archive=archive)
+    engine.register_agent(storage)
+    return storage, archive
+
+
+def _stored(archive: ParquetArchive, store: Path) -> StoreReport:
+    """What the journal and the archive hold, the archive counted by DuckDB."""
+    with Journal.open(store / "journal") as journal:
+        journaled = journal.last_sequence
+    stats = archive.statistics()
+    with MarketStore(store / "archive") as market:
+        rows = market.query(
+            "SELECT venue, symbol, count(*) AS n FROM market_data WHERE kind = 'TRADE' "
+            "GROUP BY venue, symbol ORDER BY venue, symbol"
+        ).arrow()
+        keys = zip(rows["venue"].to_pylist(), rows["symbol"].to_pylist(), strict=True)
+        trades = dict(zip(keys, rows["n"].to_pylist(), strict=True))
+        bars = {
+            (venue, symbol): len(market.bars(symbol, "1m", venue=venue)) for venue, symbol in trades
+        }
+    return StoreReport(
+        directory=str(store),
+        journaled=journaled,
+        archived=sum(stats.rows.values()),
+        files=stats.files,
+        parquet_bytes=stats.bytes_written,
+        compression_ratio=stats.compression_ratio,
+        trades=trades,
+        bars=bars,
     )

@@ -127,6 +127,20 @@ def print_report(console: Console, report: JobReport) -> None:
             f"sequence check {verdict}: {seq.rows:,} rows, {len(seq.streams)} streams, "
             f"{seq.receive_regressions} receive-time regressions, {gaps} trade-id gaps"
         )
+    if report.store is not None:
+        kept = report.store
+        console.print(
+            f"stored in {kept.directory}: {kept.journaled:,} journal records; "
+            f"{kept.archived:,} rows in {kept.files} Parquet files, {kept.parquet_bytes:,} bytes "
+            f"({kept.compression_ratio:.1f}x smaller than the records)",
+            markup=False,
+        )
+        archive = Table(title="Archive (DuckDB)", title_justify="left")
+        for col in ("venue", "symbol", "trades", "1m bars"):
+            archive.add_column(col, justify="left" if col in ("venue", "symbol") else "right")
+        for (venue, symbol), n in kept.trades.items():
+            archive.add_row(venue, symbol, f"{n:,}", f"{kept.bars.get((venue, symbol), 0):,}")
+        console.print(archive)
     if report.counter is not None:
         c = report.counter
         kinds = ", ".join(f"{k.name.lower()} {v:,}" for k, v in c.by_kind.items())

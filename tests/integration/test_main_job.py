@@ -147,3 +147,23 @@ def test_values_the_engine_does_not_use_are_reported(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "core.network.metrics_port = 9100: not used" in done.stdout
     assert "core.performance.busy_spin_cores = [1]: not used" in done.stdout
+
+
+def test_the_job_journals_and_archives_every_frame_with_store(
+    tmp_path: Path, reference: dict[tuple[str, str], Any]
+) -> None:
+    out = tmp_path / "report.json"
+    done = run_cli("--store", str(tmp_path / "kept"), "--json", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "Archive (DuckDB)" in done.stdout
+    report = json.loads(out.read_text())
+    store = report["store"]
+    assert store["journaled"] == store["archived"] == report["frames"] == 58_108
+    assert store["compression_ratio"] > 1
+    # DuckDB's count of trades in the archive is the stdlib reading of the recordings.
+    trades = {(t["venue"], t["symbol"]): t["n"] for t in store["trades"]}
+    assert trades == {key: stats.trades for key, stats in reference.items()}
+    assert all(b["n"] >= 1 for b in store["bars_1m"])
+    again = run_cli("--store", str(tmp_path / "kept"))
+    assert again.returncode == 2
+    assert "is not empty; expected a new or empty directory" in again.stderr
