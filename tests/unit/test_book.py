@@ -252,13 +252,46 @@ def test_the_manager_reports_the_top_only_when_it_changes(usdm: list[BookUpdate]
     assert manager.depth("binance-usdm", "X") is None
 
 
-def test_a_gap_asks_for_a_snapshot(spot: list[BookUpdate]) -> None:
+def test_a_gap_fetches_a_snapshot_and_the_book_resyncs(spot: list[BookUpdate]) -> None:
+    reference = BookBuilder("binance", "S")
     asked: list[tuple[str, str]] = []
-    manager = BookManager(on_snapshot_needed=lambda v, s: asked.append((v, s)))
-    for i, u in enumerate(spot[:100]):
+
+    def snapshot(venue: str, symbol: str) -> BookUpdate:
+        asked.append((venue, symbol))
+        book = reference.book  # the venue's book when the gap is seen
+        return BookUpdate(
+            venue=venue,
+            symbol=symbol,
+            bids=tuple(book.bids()),
+            asks=tuple(book.asks()),
+            snapshot=True,
+            last_update_id=book.last_update_id,
+        )
+
+    manager = BookManager(snapshots=snapshot)
+    codes = []
+    for i, u in enumerate(spot[:300]):
+        reference.apply(u)
         if i != 60:
-            manager.apply(u)
+            codes += [e.code for e in manager.apply(u)[1]]
     assert asked == [("binance", "S")]
+    assert manager.snapshots_fetched == 1
+    assert codes == ["synced", "gap", "synced"]
+    book = manager.book("binance", "S")
+    assert book is not None
+    assert (book.bids(), book.asks()) == (reference.book.bids(), reference.book.asks())
+
+
+def test_a_failed_snapshot_fetch_is_an_event_and_the_book_waits(spot: list[BookUpdate]) -> None:
+    def unreachable(venue: str, symbol: str) -> BookUpdate:
+        raise mi.FeedError(f"snapshot http://127.0.0.1:9/api/v3/depth?symbol={symbol}: refused")
+
+    manager = BookManager(snapshots=unreachable)
+    events = [e for i, u in enumerate(spot[:100]) if i != 60 for e in manager.apply(u)[1]]
+    failed = [e for e in events if e.code == "snapshot_failed"]
+    assert len(failed) == 1 and "refused" in failed[0].text
+    assert manager.top("binance", "S") is None
+    assert manager.snapshots_fetched == 0
 
 
 def test_the_wait_buffer_is_bounded_and_counts_what_it_discards(spot: list[BookUpdate]) -> None:

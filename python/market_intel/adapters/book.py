@@ -17,7 +17,8 @@ and answers queries: best bid and ask, levels to a depth, size at a price, sprea
   which the book waits for the venue's next snapshot.
 
 A broken chain is a gap: the book is marked unsynced, a ``gap`` feed event names the ids,
-and the builder waits for a new snapshot (``BookManager`` calls ``on_snapshot_needed`` so a
+and the builder waits for a new snapshot (``BookManager`` fetches one at once when given a
+``snapshots`` source, e.g. ``adapters.snapshots.BinanceSnapshots``, so a
 live feed can fetch one), buffering the diffs that arrive meanwhile. A book is never
 published from an unsynced state.
 
@@ -37,7 +38,7 @@ from typing import Final
 from sortedcontainers import SortedDict
 
 from market_intel.adapters.normalize import BookUpdate, FeedEvent, QuoteUpdate
-from market_intel.errors import InvalidArgumentError
+from market_intel.errors import FeedError, InvalidArgumentError, MalformedFrameError
 
 __all__ = ["BookBuilder", "BookManager", "BookRule", "BookState", "OrderBook"]
 
@@ -304,22 +305,48 @@ class BookManager:
     def __init__(
         self,
         *,
-        on_snapshot_needed: Callable[[str, str], None] | None = None,
+        snapshots: Callable[[str, str], BookUpdate] | None = None,
         buffer_limit: int = 10_000,
     ) -> None:
         self._builders: dict[tuple[str, str], BookBuilder] = {}
         self._tops: dict[tuple[str, str], tuple[Level | None, Level | None]] = {}
         self._lock = threading.Lock()
-        self._on_snapshot_needed = on_snapshot_needed
+        self._snapshots = snapshots
         self._buffer_limit = buffer_limit
+        self.snapshots_fetched = 0
+        """Snapshots fetched to resync books that found a gap."""
 
     def apply(self, update: BookUpdate) -> tuple[QuoteUpdate | None, list[FeedEvent]]:
-        """Apply an update to its book.
+        """Apply an update to its book; after a gap, fetch and apply a new snapshot.
+
+        With a ``snapshots`` source, a book that finds a gap gets a new snapshot at once (the
+        fetch runs outside the lock, so readers are not held up); the diffs buffered meanwhile
+        chain onto it. A fetch that fails adds a ``snapshot_failed`` event, and the book waits
+        for the venue's next snapshot.
 
         Returns:
             The new top of book when the book is synced and its best bid or ask (price or
             size) changed, else ``None``; and the feed events the update caused.
         """
+        top, events = self._apply(update)
+        if self._snapshots is None or not any(e.code == "gap" for e in events):
+            return top, events
+        try:
+            snapshot = self._snapshots(update.venue, update.symbol)
+        except (FeedError, MalformedFrameError) as e:
+            failed = FeedEvent(
+                venue=update.venue,
+                code="snapshot_failed",
+                symbol=update.symbol,
+                text=str(e),
+                receive_ns=update.receive_ns,
+            )
+            return top, [*events, failed]
+        self.snapshots_fetched += 1
+        resynced, more = self._apply(snapshot)
+        return resynced or top, [*events, *more]
+
+    def _apply(self, update: BookUpdate) -> tuple[QuoteUpdate | None, list[FeedEvent]]:
         key = (update.venue, update.symbol)
         with self._lock:
             builder = self._builders.get(key)
@@ -336,8 +363,6 @@ class BookManager:
                     top = book.top()
             else:
                 self._tops.pop(key, None)
-        if self._on_snapshot_needed is not None and any(e.code == "gap" for e in events):
-            self._on_snapshot_needed(update.venue, update.symbol)
         return top, events
 
     def invalidate(self, venue: str, symbol: str = "", reason: str = "") -> list[FeedEvent]:

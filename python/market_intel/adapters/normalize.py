@@ -31,7 +31,7 @@ import msgspec
 
 from market_intel.enums import MarketDataKind, MessageType, Side
 from market_intel.errors import MalformedFrameError
-from market_intel.messages import CoreMessage, MarketData
+from market_intel.messages import CoreMessage, MarketData, MetadataValue
 
 __all__ = [
     "BookUpdate",
@@ -187,7 +187,13 @@ class QuoteUpdate(msgspec.Struct, frozen=True, kw_only=True):
     exchange_ns: int = 0
     receive_ns: int = 0
 
-    def to_message(self, *, source: str = "", message_id: int | None = None) -> CoreMessage:
+    def to_message(
+        self,
+        *,
+        source: str = "",
+        message_id: int | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> CoreMessage:
         """Return the update as a ``MARKET_DATA`` message (kind ``QUOTE``).
 
         Args:
@@ -195,6 +201,7 @@ class QuoteUpdate(msgspec.Struct, frozen=True, kw_only=True):
             message_id: A deterministic id (a replay numbers its messages); with one,
                 ``created_ns`` is the update's ``receive_ns`` (or ``exchange_ns``) rather than
                 the clock, so the same input gives the same message.
+            metadata: The message's metadata (a validator's ``{"issues": "crossed"}``).
         """
         return _message(
             self,
@@ -212,6 +219,7 @@ class QuoteUpdate(msgspec.Struct, frozen=True, kw_only=True):
             ),
             source,
             message_id,
+            metadata,
         )
 
 
@@ -227,7 +235,13 @@ class TradeUpdate(msgspec.Struct, frozen=True, kw_only=True):
     exchange_ns: int = 0
     receive_ns: int = 0
 
-    def to_message(self, *, source: str = "", message_id: int | None = None) -> CoreMessage:
+    def to_message(
+        self,
+        *,
+        source: str = "",
+        message_id: int | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> CoreMessage:
         """Return the trade as a ``MARKET_DATA`` message (kind ``TRADE``)."""
         return _message(
             self,
@@ -243,6 +257,7 @@ class TradeUpdate(msgspec.Struct, frozen=True, kw_only=True):
             ),
             source,
             message_id,
+            metadata,
         )
 
 
@@ -267,7 +282,13 @@ class BookUpdate(msgspec.Struct, frozen=True, kw_only=True):
     exchange_ns: int = 0
     receive_ns: int = 0
 
-    def to_message(self, *, source: str = "", message_id: int | None = None) -> CoreMessage:
+    def to_message(
+        self,
+        *,
+        source: str = "",
+        message_id: int | None = None,
+        metadata: dict[str, MetadataValue] | None = None,
+    ) -> CoreMessage:
         """Return the update as a ``MARKET_DATA`` message (kind ``DEPTH`` or ``SNAPSHOT``).
 
         The message carries the update's best changed bid and ask with a non-zero size; an
@@ -291,6 +312,7 @@ class BookUpdate(msgspec.Struct, frozen=True, kw_only=True):
             ),
             source,
             message_id,
+            metadata,
         )
 
 
@@ -340,15 +362,17 @@ def _message(
     payload: MarketData,
     source: str,
     message_id: int | None,
+    metadata: dict[str, MetadataValue] | None,
 ) -> CoreMessage:
     if message_id is None:
-        return CoreMessage(MessageType.MARKET_DATA, payload, source=source)
+        return CoreMessage(MessageType.MARKET_DATA, payload, source=source, metadata=metadata or {})
     return CoreMessage(
         MessageType.MARKET_DATA,
         payload,
         source=source,
         id=message_id,
         created_ns=update.receive_ns or update.exchange_ns,
+        metadata=metadata or {},
     )
 
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
@@ -429,10 +429,13 @@ class RecordingReplay:
                     continue
                 flags = verdict.flags
             self._messages += 1
-            message = item.to_message(source=self._source, message_id=self._messages)
+            message = item.to_message(
+                source=self._source,
+                message_id=self._messages,
+                metadata={"issues": flags} if flags else None,
+            )
             if flags:
                 self._flagged += 1
-                message = _with_metadata(message, {"issues": flags})
             if self._speed is not None:
                 self._pace(item.receive_ns)
             return message
@@ -465,18 +468,6 @@ class RecordingReplay:
             flagged=self._flagged,
             errors=tuple(self._errors),
         )
-
-
-def _with_metadata(message: CoreMessage, metadata: dict[str, Any]) -> CoreMessage:
-    return CoreMessage(
-        message.type,
-        message.payload,
-        message.priority,
-        message.source,
-        id=message.id,
-        created_ns=message.created_ns,
-        metadata=metadata,
-    )
 
 
 def replay_messages(

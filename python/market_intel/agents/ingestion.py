@@ -44,14 +44,13 @@ from market_intel.adapters.backpressure import (
 from market_intel.adapters.book import BookManager, OrderBook
 from market_intel.adapters.normalize import BookUpdate, FeedEvent, FeedItem
 from market_intel.adapters.validation import (
-    ValidationAction,
     ValidationIssue,
     ValidationPolicy,
     ValidationStatistics,
     Validator,
 )
 from market_intel.enums import MessageType, Priority, Severity
-from market_intel.errors import FeedError, InvalidArgumentError, MalformedFrameError
+from market_intel.errors import InvalidArgumentError, MalformedFrameError
 from market_intel.messages import CoreMessage, Event
 
 if TYPE_CHECKING:
@@ -168,9 +167,7 @@ class DataIngestionAgent:
         self.engine = engine
         self.source = source
         self.validator = Validator(self.config.validation)
-        self.books = BookManager()
-        self.snapshots = snapshots
-        self._snapshots_fetched = 0
+        self.books = BookManager(snapshots=snapshots)
         self.publisher = FeedPublisher(engine, self.config.backpressure, source=self.name)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -257,7 +254,7 @@ class DataIngestionAgent:
             updates=self._updates,
             published=self._published,
             book_tops=self._tops,
-            snapshots_fetched=self._snapshots_fetched,
+            snapshots_fetched=self.books.snapshots_fetched,
             feed_events=self._events,
             malformed=self._malformed,
             running=thread is not None and thread.is_alive(),
@@ -319,46 +316,27 @@ class DataIngestionAgent:
         if verdict.accepted:
             if isinstance(item, BookUpdate) and self.config.books:
                 if self.config.publish_book_updates:
-                    self._publish(item.to_message(**self._stamp()), verdict.flags)
+                    self._publish(item.to_message(**self._stamp(verdict.flags)))
                 self._book(item)
             else:
-                self._publish(item.to_message(**self._stamp()), verdict.flags)
+                self._publish(item.to_message(**self._stamp(verdict.flags)))
         self._check_stale()
 
     def _book(self, update: BookUpdate) -> None:
         top, events = self.books.apply(update)
-        gap = False
         for event in events:
             if event.code == "gap":
-                gap = True
                 self.validator.record(ValidationIssue.GAP)
             self._publish_event(event)
         if top is not None:
             self._tops += 1
-            self._publish(top.to_message(**self._stamp()), "")
-        if gap and self.snapshots is not None:
-            self._resync(update.venue, update.symbol)
-
-    def _resync(self, venue: str, symbol: str) -> None:
-        """Fetch a new snapshot for a book that lost its chain, and apply it."""
-        assert self.snapshots is not None
-        try:
-            snapshot = self.snapshots(venue, symbol)
-        except (FeedError, MalformedFrameError) as e:
-            self._publish_event(
-                FeedEvent(venue=venue, code="snapshot_failed", symbol=symbol, text=str(e))
-            )
-            return
-        self._snapshots_fetched += 1
-        self._book(snapshot)
+            self._publish(top.to_message(**self._stamp("")))
 
     def _feed_event(self, event: FeedEvent) -> None:
         if event.code in ("gap", "resync"):
-            if (
-                event.code == "gap"
-                and self.validator.record(ValidationIssue.GAP) is ValidationAction.REJECT
-            ):
-                log.warning("ingestion %s: %s %s", self.name, event.code, event.text)
+            if event.code == "gap":
+                self.validator.record(ValidationIssue.GAP)
+                log.warning("ingestion %s: gap %s %s", self.name, event.venue, event.text)
             for book_event in self.books.invalidate(event.venue, event.symbol, event.text):
                 self._publish_event(book_event)
             if event.symbol:
@@ -381,15 +359,17 @@ class DataIngestionAgent:
                 )
             )
 
-    def _stamp(self) -> dict[str, Any]:
-        if not self.config.deterministic_ids:
-            return {"source": self.name}
-        self._next_id += 1
-        return {"source": self.name, "message_id": self._next_id}
-
-    def _publish(self, message: CoreMessage, flags: str) -> None:
+    def _stamp(self, flags: str) -> dict[str, Any]:
+        """The ``to_message`` options of the next message: source, id, flagged issues."""
+        stamp: dict[str, Any] = {"source": self.name}
         if flags:
-            message = msgspec.structs.replace(message, metadata={"issues": flags})
+            stamp["metadata"] = {"issues": flags}
+        if self.config.deterministic_ids:
+            self._next_id += 1
+            stamp["message_id"] = self._next_id
+        return stamp
+
+    def _publish(self, message: CoreMessage) -> None:
         if self.publisher.publish(message):
             self._published += 1
 
